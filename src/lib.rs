@@ -1,0 +1,20 @@
+//! hqx: execute declarative order batches on the Haqqex exchange, exactly
+//! once, with every step recorded in a SQLite journal.
+//!
+//! Module map (one concern each):
+//! - [`model`]: sides, order types, pairs, the text-keeping decimal.
+//! - [`batch`]: the YAML batch format, parsed with positions and validated.
+//! - [`venue`]: every assumption about the exchange, overridable.
+//! - [`sign`]: HMAC request signing and the secret type.
+//! - [`client`]: the signed, rate-limited REST client.
+//! - [`order`]: the order state machine: the only place states change.
+//! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
+//! - [`executor`]: runs a validated batch against a client and a journal.
+//! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
+//! - [`cli`]: the command line.
+
+pub mod batch;
+pub mod model;
+pub mod sandbox;
+pub mod sign;
+pub mod venue;
