@@ -1,0 +1,2404 @@
+//! The batch file: YAML in, validated domain values out.
+//!
+//! A batch is read in two stages, and nothing outside this module ever sees
+//! YAML:
+//!
+//! 1. **Read**: `marked-yaml` turns the text into a node tree in which every
+//!    key and value keeps its line and column, and every scalar keeps the
+//!    exact text it was written as. YAML syntax errors, duplicate keys,
+//!    anchors, tags and extra documents stop here, each with its position.
+//! 2. **Validate**: the tree becomes a [`Batch`] of domain types from
+//!    [`crate::model`], with defaults applied and ids checked. Every problem
+//!    is collected rather than only the first, each with file, line, column
+//!    and field, so one `hqx validate` shows everything there is to fix.
+//!
+//! Why not deserialize straight into structs: a serde derive loses positions,
+//! stops at the first error, and would read `price: 24321.00` as a float and
+//! hand the model `24321`, so hqx would sign text the user never wrote. The
+//! node tree keeps `24321.00` as written; [`Amount`] validates it and keeps it.
+//!
+//! # Format, version 1
+//!
+//! ```yaml
+//! version: 1
+//! batch: rebalance-2026-11        # the batch's id: its idempotency namespace
+//! defaults: { pair: BTC-USDC, type: limit }   # optional; may set pair, type, side
+//! orders:
+//!   - id: buy-1                   # unique within the batch, stable across reruns
+//!     side: buy
+//!     quantity: "2"
+//!     price: "24321.00"
+//! queries:
+//!   - id: fills
+//!     trades: { pair: BTC-USDC, from: 2026-11-01T00:00:00Z, limit: 100 }
+//!   - id: open
+//!     orders: { status: open }
+//!   - id: funds
+//!     balances: {}
+//!   - id: addr
+//!     deposit_address: { currency: USDC, network: ERC20 }
+//! ```
+//!
+//! Fields in errors are written `orders[1] (buy-1).price`: the index counts
+//! from 0 in file order, and the id follows in parentheses when it is valid.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions, Marker, Node};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
+
+/// The only batch format version this hqx reads (`version: 1`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The most orders one batch may hold.
+pub const MAX_ORDERS: usize = 100_000;
+
+/// The largest batch file [`load`] reads, in bytes (64 MiB: far above
+/// [`MAX_ORDERS`] orders with comments).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The largest page size a `trades` query may ask for (`limit`).
+pub const MAX_TRADES_LIMIT: u32 = 500;
+
+/// How many errors [`BatchErrors`] prints before summarising the rest.
+const MAX_SHOWN_ERRORS: usize = 100;
+
+/// Longest scalar text read for any field: every valid value is far shorter,
+/// and this keeps error messages (which quote the text) short.
+const MAX_SCALAR_CHARS: usize = 200;
+
+const TOP_KEYS: &[&str] = &["version", "batch", "defaults", "orders", "queries"];
+const DEFAULT_KEYS: &[&str] = &["pair", "type", "side"];
+const ORDER_KEYS: &[&str] = &["id", "pair", "side", "type", "quantity", "price"];
+const QUERY_KINDS: &[&str] = &["trades", "orders", "balances", "deposit_address"];
+const QUERY_KEYS: &[&str] = &["id", "trades", "orders", "balances", "deposit_address"];
+const TRADES_KEYS: &[&str] = &["pair", "from", "to", "limit"];
+const ORDERS_QUERY_KEYS: &[&str] = &["pair", "status"];
+const DEPOSIT_KEYS: &[&str] = &["currency", "network"];
+
+/// A validated batch: everything the executor needs, nothing of the YAML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The batch's id (`batch:`), the namespace of its order ids.
+    pub id: String,
+    /// The file the batch was read from, as given.
+    pub path: PathBuf,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub file_sha256: String,
+    /// The orders, in file order.
+    pub orders: Vec<OrderSpec>,
+    /// The queries, in file order.
+    pub queries: Vec<QuerySpec>,
+}
+
+/// One order of a batch, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSpec {
+    /// The order's id, unique within the batch and stable across reruns.
+    pub id: String,
+    /// What the order asks the exchange to do.
+    pub intent: OrderIntent,
+    /// The 1-based line where the order starts in the file.
+    pub line: usize,
+}
+
+/// One query of a batch: something to read from the exchange and journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuerySpec {
+    /// The query's id, unique among the batch's queries.
+    pub id: String,
+    /// What to ask.
+    pub kind: QueryKind,
+    /// The 1-based line where the query starts in the file.
+    pub line: usize,
+}
+
+/// What a query asks the exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryKind {
+    /// My trades (`trades`), optionally filtered.
+    Trades {
+        /// Only this pair.
+        pair: Option<Pair>,
+        /// Only trades at or after this time, in ms since the epoch.
+        from_ms: Option<i64>,
+        /// Only trades at or before this time, in ms since the epoch.
+        to_ms: Option<i64>,
+        /// Page size, 1 to [`MAX_TRADES_LIMIT`].
+        limit: Option<u32>,
+    },
+    /// My orders (`orders`), optionally filtered.
+    Orders {
+        /// Only this pair.
+        pair: Option<Pair>,
+        /// Only orders in this state ([`OrderStatusFilter::All`] if not given).
+        status: OrderStatusFilter,
+    },
+    /// My balances (`balances`).
+    Balances,
+    /// A deposit address (`deposit_address`).
+    DepositAddress {
+        /// The asset to deposit, e.g. `USDC`.
+        currency: String,
+        /// The chain to deposit on, e.g. `ERC20`.
+        network: String,
+    },
+}
+
+/// Which orders an `orders` query lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatusFilter {
+    /// Orders still resting on the book.
+    Open,
+    /// Orders filled completely.
+    Filled,
+    /// Orders cancelled.
+    Cancelled,
+    /// Every order (the default).
+    All,
+}
+
+impl OrderStatusFilter {
+    /// The wire spelling: `open`, `filled`, `cancelled` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatusFilter::Open => "open",
+            OrderStatusFilter::Filled => "filled",
+            OrderStatusFilter::Cancelled => "cancelled",
+            OrderStatusFilter::All => "all",
+        }
+    }
+}
+
+impl FromStr for OrderStatusFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(OrderStatusFilter::Open),
+            "filled" => Ok(OrderStatusFilter::Filled),
+            "cancelled" => Ok(OrderStatusFilter::Cancelled),
+            "all" => Ok(OrderStatusFilter::All),
+            other => Err(format!(
+                "status must be `open`, `filled`, `cancelled` or `all`, not `{}`",
+                shown(other)
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OrderStatusFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem with a batch file, with where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    /// The batch file.
+    pub path: PathBuf,
+    /// 1-based line; 0 when the problem is the file as a whole (unreadable).
+    pub line: usize,
+    /// 1-based column; 0 together with `line` 0.
+    pub column: usize,
+    /// The field at fault, like `orders[1] (buy-1).price`; empty when the
+    /// problem is not about one field (a YAML syntax error, an unreadable file).
+    pub field: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// Every problem found in a batch file, in file order. Never empty when
+/// returned by [`load`] or [`parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchErrors(pub Vec<BatchError>);
+
+impl fmt::Display for BatchErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in self.0.iter().take(MAX_SHOWN_ERRORS) {
+            writeln!(f, "{e}")?;
+        }
+        if self.0.len() > MAX_SHOWN_ERRORS {
+            writeln!(
+                f,
+                "... and {} more not shown; fix the ones above and validate again",
+                self.0.len() - MAX_SHOWN_ERRORS
+            )?;
+        }
+        let n = self.0.len();
+        let path = self
+            .0
+            .first()
+            .map(|e| e.path.display().to_string())
+            .unwrap_or_else(|| "the batch file".to_string());
+        write!(
+            f,
+            "{n} error{} in {path}; nothing was sent or written",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for BatchErrors {}
+
+/// Read and validate the batch file at `path`.
+///
+/// An unreadable, oversized or non-UTF-8 file is one [`BatchError`] (at
+/// line 0 unless a position is known); otherwise this is [`parse`].
+pub fn load(path: &Path) -> Result<Batch, BatchErrors> {
+    let whole_file = |line: usize, column: usize, message: String| {
+        BatchErrors(vec![BatchError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            field: String::new(),
+            message,
+        }])
+    };
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return Err(whole_file(
+            0,
+            0,
+            format!("cannot read the batch file: {e}; check the path and that you may read it"),
+        ));
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(whole_file(
+            0,
+            0,
+            format!(
+                "the file is larger than {} MiB; split it into several batch files, each with its own `batch` id",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(path, &text),
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[good];
+            let prefix = String::from_utf8_lossy(&e.as_bytes()[..good]);
+            let line = prefix.matches('\n').count() + 1;
+            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(whole_file(
+                line,
+                column,
+                format!("the file is not UTF-8 text (byte 0x{bad:02x} here); save it as UTF-8"),
+            ))
+        }
+    }
+}
+
+/// Validate batch `text` as if read from `path` (used for messages and
+/// [`Batch::path`]; the file is not touched). The SHA-256 is of `text`.
+pub fn parse(path: &Path, text: &str) -> Result<Batch, BatchErrors> {
+    let mut check = Check {
+        path,
+        errors: Vec::new(),
+    };
+    // Stage 1: text to a positioned node tree.
+    let Some(root) = read_tree(text, &mut check) else {
+        return Err(check.into_errors());
+    };
+    // Stage 2: node tree to domain values.
+    let checked = check.batch(&root);
+    match checked {
+        Some((id, orders, queries)) if check.errors.is_empty() => Ok(Batch {
+            id,
+            path: path.to_path_buf(),
+            file_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            orders,
+            queries,
+        }),
+        _ => Err(check.into_errors()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stage 1: YAML text to a node tree with positions.
+
+/// Parse `text` into a node tree, or report why not. On a duplicate key the
+/// error is reported and the tree is read again keeping the last value, so
+/// that stage 2 still reports everything else.
+fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(pos) = second_document(text) {
+        check.err(
+            pos,
+            "",
+            "a batch file holds one YAML document, but a second one starts here; \
+             delete this line and what follows, or move it to a file of its own"
+                .into(),
+        );
+        return None;
+    }
+    let options = || LoaderOptions::default().prevent_coercion(true);
+    match parse_yaml_with_options(0, text, options().error_on_duplicate_keys(true)) {
+        Ok(root) => Some(root),
+        Err(LoadError::DuplicateKey(dup)) => {
+            let root = parse_yaml_with_options(0, text, options()).ok();
+            let name = dup.key.as_str();
+            let at = dup.key.span().start().copied();
+            let mut field = match (&root, at) {
+                (Some(r), Some(m)) => field_at(r, m.character()),
+                _ => String::new(),
+            };
+            push_key(&mut field, name);
+            let first = marker_pos(dup.prev_key.span().start());
+            check.err(
+                marker_pos(at.as_ref()),
+                &field,
+                format!(
+                    "duplicate key `{}` (first at line {}, column {}); keep one of them and delete the other",
+                    shown(name),
+                    first.line,
+                    first.column
+                ),
+            );
+            root
+        }
+        Err(e) => {
+            let (marker, message) = load_error_message(&e);
+            check.err(marker_pos(marker), "", message);
+            None
+        }
+    }
+}
+
+/// Where a second YAML document starts, if there is one: the loader reads
+/// only the first and would silently drop the rest.
+fn second_document(text: &str) -> Option<Pos> {
+    let mut content = false;
+    let mut ended = false;
+    for (i, line) in text.lines().enumerate() {
+        let pos = Pos {
+            line: i + 1,
+            column: 1,
+        };
+        let marker = |m: &str| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        };
+        let rest_is_content = |m: &str| {
+            let rest = line[m.len()..].trim();
+            !rest.is_empty() && !rest.starts_with('#')
+        };
+        if marker("---") {
+            if content || ended {
+                return Some(pos);
+            }
+            content = rest_is_content("---");
+        } else if marker("...") {
+            ended = true;
+        } else {
+            let t = line.trim_start();
+            if t.is_empty() || t.starts_with('#') || (t.starts_with('%') && !content) {
+                continue;
+            }
+            if ended {
+                return Some(pos);
+            }
+            content = true;
+        }
+    }
+    None
+}
+
+/// The position and a user-facing message for a loader error.
+fn load_error_message(e: &LoadError) -> (Option<&Marker>, String) {
+    match e {
+        LoadError::ScanError(m, se) => (
+            Some(m),
+            format!(
+                "YAML syntax error: {}; check the indentation, the `key: value` colons, and that quotes and brackets are closed",
+                se.info()
+            ),
+        ),
+        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => (
+            Some(m),
+            "a batch file must be a YAML mapping of keys, starting with `version: 1` and `batch: <id>`"
+                .into(),
+        ),
+        LoadError::UnexpectedAnchor(m) => (
+            Some(m),
+            "YAML anchors and aliases (`&name`, `*name`) are not supported in batch files; write each value out in full (use `defaults` for shared fields)".into(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => (
+            Some(m),
+            "keys must be plain names like `quantity`, not lists or mappings".into(),
+        ),
+        LoadError::UnexpectedTag(m) => (
+            Some(m),
+            "YAML tags (like `!!str`) are not supported; to make a value text, put it in quotes instead".into(),
+        ),
+        LoadError::DuplicateKey(dup) => (
+            dup.key.span().start(),
+            format!(
+                "duplicate key `{}`; keep one of them and delete the other",
+                shown(dup.key.as_str())
+            ),
+        ),
+    }
+}
+
+/// The field path (as in [`BatchError::field`]) of the innermost mapping or
+/// list that contains character `at`.
+fn field_at(root: &Node, at: usize) -> String {
+    let mut field = String::new();
+    let mut node = root;
+    let contains = |n: &Node| {
+        node_start(n).is_some_and(|s| s.character() <= at)
+            && n.span().end().is_none_or(|e| at < e.character())
+    };
+    loop {
+        let next = match node {
+            Node::Mapping(m) => m
+                .iter()
+                .rfind(|(_, v)| !matches!(v, Node::Scalar(_)) && contains(v))
+                .map(|(k, v)| {
+                    push_key(&mut field, k.as_str());
+                    v
+                }),
+            Node::Sequence(s) => s
+                .iter()
+                .enumerate()
+                .rfind(|(_, v)| contains(v))
+                .map(|(i, v)| {
+                    let id = v
+                        .as_mapping()
+                        .and_then(|m| m.get_scalar("id"))
+                        .map(|s| s.as_str())
+                        .filter(|s| valid_id(s));
+                    field = item_label(&field, i, id);
+                    v
+                }),
+            Node::Scalar(_) => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return field,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stage 2: node tree to domain values.
+
+/// A 1-based position in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+fn marker_pos(m: Option<&Marker>) -> Pos {
+    m.map_or(Pos { line: 1, column: 1 }, |m| Pos {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+/// Where a node starts. A block mapping's own start mark lies after its
+/// first key, so a mapping starts at the earlier of the two.
+fn node_start(node: &Node) -> Option<&Marker> {
+    let own = node.span().start();
+    let first_key = node
+        .as_mapping()
+        .and_then(|m| m.keys().next())
+        .and_then(|k| k.span().start());
+    match (own, first_key) {
+        (Some(a), Some(b)) if b.character() < a.character() => Some(b),
+        (None, b) => b,
+        (a, _) => a,
+    }
+}
+
+fn node_pos(node: &Node) -> Pos {
+    marker_pos(node_start(node))
+}
+
+/// One `key: value` of a mapping.
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    key: &'a MarkedScalarNode,
+    value: &'a Node,
+}
+
+impl<'a> Field<'a> {
+    fn name(&self) -> &'a str {
+        self.key.as_str()
+    }
+    fn key_pos(&self) -> Pos {
+        marker_pos(self.key.span().start())
+    }
+    /// Where the value is; for an empty value (`price:`) that is the key.
+    fn value_pos(&self) -> Pos {
+        match self.value {
+            Node::Scalar(s) if s.as_str().is_empty() && s.may_coerce() => self.key_pos(),
+            v => node_pos(v),
+        }
+    }
+}
+
+/// The known fields of a mapping, looked up by name, and the fields that
+/// unknown keys were taken to mean (reported already, so "missing" is not).
+#[derive(Default)]
+struct Fields<'a> {
+    found: Vec<(&'static str, Field<'a>)>,
+    meant: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<Field<'a>> {
+        self.found.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+    /// Whether an unknown key was reported as a misspelling of `name`.
+    fn misspelt(&self, name: &str) -> bool {
+        self.meant.contains(&name)
+    }
+}
+
+/// A scalar value, as written.
+struct Scalar<'a> {
+    text: &'a str,
+    /// Written without quotes.
+    plain: bool,
+    pos: Pos,
+}
+
+/// Whether a scalar is YAML's null (`~`, `null`, or nothing).
+fn is_null(s: &MarkedScalarNode) -> bool {
+    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// A default from `defaults`: absent, usable, or reported as invalid (then
+/// orders relying on it report nothing more about it).
+enum Preset<T> {
+    Unset,
+    Set(T),
+    Broken,
+}
+
+struct Defaults {
+    pair: Preset<Pair>,
+    side: Preset<Side>,
+    kind: Preset<OrderType>,
+}
+
+/// Stage 2 state: the file name and every error found so far.
+struct Check<'p> {
+    path: &'p Path,
+    errors: Vec<BatchError>,
+}
+
+impl Check<'_> {
+    fn err(&mut self, pos: Pos, field: &str, message: String) {
+        self.errors.push(BatchError {
+            path: self.path.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            field: printable(field),
+            message: printable(&message),
+        });
+    }
+
+    fn into_errors(mut self) -> BatchErrors {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        BatchErrors(self.errors)
+    }
+
+    /// The known fields of `map`; unknown keys are reported.
+    fn fields<'a>(
+        &mut self,
+        map: &'a MarkedMappingNode,
+        allowed: &[&'static str],
+        at: &str,
+        what: &str,
+    ) -> Fields<'a> {
+        let mut fields = Fields::default();
+        for (key, value) in map.iter() {
+            let field = Field { key, value };
+            match allowed.iter().find(|a| **a == key.as_str()) {
+                Some(name) => fields.found.push((*name, field)),
+                None => {
+                    let mut path = at.to_string();
+                    push_key(&mut path, key.as_str());
+                    let (message, meant) = unknown_key(key.as_str(), allowed, what);
+                    fields.meant.extend(meant);
+                    self.err(field.key_pos(), &path, message);
+                }
+            }
+        }
+        fields
+    }
+
+    /// The text of a scalar field; lists, mappings, null and overlong text
+    /// are reported.
+    fn scalar<'a>(&mut self, at: &str, f: Field<'a>, example: &str) -> Option<Scalar<'a>> {
+        let name = shown(f.name());
+        let pos = f.value_pos();
+        let shape = match f.value {
+            Node::Scalar(s) if is_null(s) => {
+                self.err(
+                    pos,
+                    at,
+                    format!(
+                        "`{name}` has no value; write one, like `{name}: {example}`, or delete the line"
+                    ),
+                );
+                return None;
+            }
+            Node::Scalar(s) if s.as_str().chars().count() > MAX_SCALAR_CHARS => {
+                self.err(
+                    pos,
+                    at,
+                    format!(
+                        "`{name}` is {} characters long; it takes a short value like `{name}: {example}`",
+                        s.as_str().chars().count()
+                    ),
+                );
+                return None;
+            }
+            Node::Scalar(s) => {
+                return Some(Scalar {
+                    text: s.as_str(),
+                    plain: s.may_coerce(),
+                    pos,
+                })
+            }
+            Node::Mapping(_) => "a mapping",
+            Node::Sequence(_) => "a list",
+        };
+        self.err(
+            pos,
+            at,
+            format!(
+                "`{name}` must be a single value, not {shape}; write it like `{name}: {example}`"
+            ),
+        );
+        None
+    }
+
+    /// A scalar field parsed with `T::from_str`, whose message is reported.
+    fn value<T: FromStr<Err = String>>(
+        &mut self,
+        at: &str,
+        f: Field<'_>,
+        example: &str,
+    ) -> Option<T> {
+        let s = self.scalar(at, f, example)?;
+        match s.text.parse() {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.err(s.pos, at, message);
+                None
+            }
+        }
+    }
+
+    /// An id field: checked against the id rule.
+    fn id<'a>(&mut self, at: &str, f: Field<'a>, example: &str) -> Option<(&'a str, Pos)> {
+        let s = self.scalar(at, f, example)?;
+        if valid_id(s.text) {
+            Some((s.text, s.pos))
+        } else {
+            self.err(s.pos, at, id_rule_message(s.text));
+            None
+        }
+    }
+
+    /// The whole batch: its id, orders and queries.
+    fn batch(&mut self, root: &Node) -> Option<(String, Vec<OrderSpec>, Vec<QuerySpec>)> {
+        let Some(map) = root.as_mapping() else {
+            self.err(
+                node_pos(root),
+                "",
+                "a batch file must be a YAML mapping of keys, starting with `version: 1` and `batch: <id>`".into(),
+            );
+            return None;
+        };
+        let top = node_pos(root);
+        let fields = self.fields(map, TOP_KEYS, "", "a batch file");
+
+        match fields.get("version") {
+            None if fields.misspelt("version") => {}
+            None => self.err(
+                top,
+                "version",
+                "missing `version`; add `version: 1` as the first line".into(),
+            ),
+            Some(f) => self.version(f),
+        }
+
+        let id = match fields.get("batch") {
+            None if fields.misspelt("batch") => None,
+            None => {
+                self.err(
+                    top,
+                    "batch",
+                    "missing `batch`; add `batch: <id>`, a name for this batch (like `rebalance-2026-11`) that stays the same across reruns: order ids are unique within it".into(),
+                );
+                None
+            }
+            Some(f) => self
+                .id("batch", f, "rebalance-2026-11")
+                .map(|(s, _)| s.to_string()),
+        };
+
+        let defaults = match fields.get("defaults") {
+            None => Defaults {
+                pair: Preset::Unset,
+                side: Preset::Unset,
+                kind: Preset::Unset,
+            },
+            Some(f) => self.defaults(f),
+        };
+
+        let orders = fields.get("orders").map(|f| self.orders(f, &defaults));
+        let queries = fields.get("queries").map(|f| self.queries(f));
+        let empty = |x: &Option<Option<usize>>| matches!(x, None | Some(Some(0)));
+        let (order_count, query_count) = (
+            orders.as_ref().map(|o| o.as_ref().map(|(n, _)| *n)),
+            queries.as_ref().map(|q| q.as_ref().map(|(n, _)| *n)),
+        );
+        let misspelt = fields.misspelt("orders") || fields.misspelt("queries");
+        if empty(&order_count) && empty(&query_count) && !misspelt {
+            self.err(
+                top,
+                "orders",
+                "the batch has no orders and no queries; add at least one under `orders:` or `queries:`".into(),
+            );
+        }
+        let orders = orders.flatten().map(|(_, o)| o).unwrap_or_default();
+        let queries = queries.flatten().map(|(_, q)| q).unwrap_or_default();
+        Some((id?, orders, queries))
+    }
+
+    fn version(&mut self, f: Field<'_>) {
+        let Some(s) = self.scalar("version", f, "1") else {
+            return;
+        };
+        if s.text == "1" && s.plain {
+            return;
+        }
+        let message = if s.text.trim() == "1" {
+            "`version` must be the number 1, not the text \"1\"; write `version: 1` without quotes"
+                .to_string()
+        } else {
+            format!(
+                "unsupported batch format version `{}`; this hqx reads version {FORMAT_VERSION}: write `version: 1` and use the fields described in the README",
+                shown(s.text)
+            )
+        };
+        self.err(s.pos, "version", message);
+    }
+
+    fn defaults(&mut self, f: Field<'_>) -> Defaults {
+        let mut out = Defaults {
+            pair: Preset::Unset,
+            side: Preset::Unset,
+            kind: Preset::Unset,
+        };
+        let Some(map) = f.value.as_mapping() else {
+            let what = match f.value {
+                Node::Scalar(s) if is_null(s) => "has no value",
+                Node::Sequence(_) => "is a list",
+                _ => "is a single value",
+            };
+            self.err(
+                f.value_pos(),
+                "defaults",
+                format!("`defaults` {what}; it is a mapping that may set pair, type and side, like `defaults: {{ pair: BTC-USDC, type: limit }}`, or delete it"),
+            );
+            return out;
+        };
+        let fields = self.fields(map, DEFAULT_KEYS, "defaults", "`defaults`");
+        let preset = |check: &mut Self, name: &str, example: &str| {
+            fields.get(name).map(|f| {
+                let at = format!("defaults.{name}");
+                (check.scalar(&at, f, example), at)
+            })
+        };
+        if let Some((s, at)) = preset(self, "pair", "BTC-USDC") {
+            out.pair = self.preset_of(s, &at);
+        }
+        if let Some((s, at)) = preset(self, "side", "buy") {
+            out.side = self.preset_of(s, &at);
+        }
+        if let Some((s, at)) = preset(self, "type", "limit") {
+            out.kind = self.preset_of(s, &at);
+        }
+        out
+    }
+
+    fn preset_of<T: FromStr<Err = String>>(
+        &mut self,
+        s: Option<Scalar<'_>>,
+        at: &str,
+    ) -> Preset<T> {
+        let Some(s) = s else {
+            return Preset::Broken;
+        };
+        match s.text.parse() {
+            Ok(v) => Preset::Set(v),
+            Err(message) => {
+                self.err(s.pos, at, message);
+                Preset::Broken
+            }
+        }
+    }
+
+    /// A list under `orders` or `queries`: its entries, or `None` if it is
+    /// not a list (reported).
+    fn list<'a>(&mut self, f: Field<'a>, example: &str) -> Option<&'a [Node]> {
+        match f.value {
+            Node::Sequence(s) => Some(s.as_slice()),
+            v => {
+                let name = f.name();
+                let what = match v {
+                    Node::Scalar(s) if is_null(s) => "is empty",
+                    Node::Mapping(_) => "is a mapping",
+                    _ => "is a single value",
+                };
+                self.err(
+                    f.value_pos(),
+                    name,
+                    format!("`{name}` {what}; it must be a list with one entry per line below it, each starting with `- `, like `- {example}` (or delete `{name}`)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The orders: how many entries there were, and those that are valid.
+    fn orders(&mut self, f: Field<'_>, defaults: &Defaults) -> Option<(usize, Vec<OrderSpec>)> {
+        let items = self.list(f, "id: buy-1")?;
+        if items.len() > MAX_ORDERS {
+            self.err(
+                f.key_pos(),
+                "orders",
+                format!(
+                    "the batch has {} orders, more than the limit of {MAX_ORDERS}; split it into several batch files, each with its own `batch` id",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        let mut seen: HashMap<&str, (String, Pos)> = HashMap::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.len());
+        for (i, node) in items.iter().enumerate() {
+            if let Some(spec) = self.order(i, node, defaults, &mut seen) {
+                out.push(spec);
+            }
+        }
+        Some((items.len(), out))
+    }
+
+    fn order<'a>(
+        &mut self,
+        i: usize,
+        node: &'a Node,
+        defaults: &Defaults,
+        seen: &mut HashMap<&'a str, (String, Pos)>,
+    ) -> Option<OrderSpec> {
+        let before = self.errors.len();
+        let pos = node_pos(node);
+        let Some(map) = node.as_mapping() else {
+            self.err(
+                pos,
+                &item_label("orders", i, None),
+                "each order must be a mapping of fields, like `- { id: buy-1, side: buy, quantity: \"2\", price: \"24321.00\" }`".into(),
+            );
+            return None;
+        };
+        let label = item_label("orders", i, peek_id(map));
+        let at = |name: &str| format!("{label}.{name}");
+        let fields = self.fields(map, ORDER_KEYS, &label, "an order");
+
+        let id = match fields.get("id") {
+            None if fields.misspelt("id") => None,
+            None => {
+                self.err(
+                    pos,
+                    &at("id"),
+                    "missing `id`; give the order an id like `id: buy-1`, unique within the batch and kept the same across reruns (it is how hqx knows an order was already placed)".into(),
+                );
+                None
+            }
+            Some(f) => match self.id(&at("id"), f, "buy-1") {
+                Some((id, id_pos)) => match seen.get(id) {
+                    Some((first, first_pos)) => {
+                        self.err(
+                            id_pos,
+                            &at("id"),
+                            format!(
+                                "order id `{id}` is already used by {first} at line {}; order ids must be unique within the batch: rename one of them",
+                                first_pos.line
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        seen.insert(id, (label.clone(), id_pos));
+                        Some(id)
+                    }
+                },
+                None => None,
+            },
+        };
+
+        let pair = self.preset_field(&fields, "pair", &defaults.pair, pos, &label, "BTC-USDC");
+        let side = self.preset_field(&fields, "side", &defaults.side, pos, &label, "buy");
+        let kind = self.preset_field(&fields, "type", &defaults.kind, pos, &label, "limit");
+
+        let quantity = match fields.get("quantity") {
+            None if fields.misspelt("quantity") => None,
+            None => {
+                self.err(
+                    pos,
+                    &at("quantity"),
+                    "missing `quantity`; add the amount of the base asset, like `quantity: \"2\"`"
+                        .into(),
+                );
+                None
+            }
+            Some(f) => self.value::<Amount>(&at("quantity"), f, "\"2\""),
+        };
+
+        let price_field = fields.get("price");
+        let price = match (kind, price_field) {
+            (Some((OrderType::Market, from_default)), Some(f)) => {
+                let whence = if from_default {
+                    " (its type comes from `defaults`)"
+                } else {
+                    ""
+                };
+                self.err(
+                    f.key_pos(),
+                    &at("price"),
+                    format!("a market order{whence} must not have a price; remove `price` or set `type: limit`"),
+                );
+                None
+            }
+            (Some((OrderType::Limit, _)), None) if fields.misspelt("price") => None,
+            (Some((OrderType::Limit, from_default)), None) => {
+                let whence = if from_default {
+                    " (its type comes from `defaults`)"
+                } else {
+                    ""
+                };
+                self.err(
+                    pos,
+                    &at("price"),
+                    format!("a limit order{whence} needs a price; add one in the quote currency, like `price: \"24321.00\"`, or set `type: market`"),
+                );
+                None
+            }
+            (_, Some(f)) => self.value::<Amount>(&at("price"), f, "\"24321.00\""),
+            (_, None) => None,
+        };
+
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(OrderSpec {
+            id: id?.to_string(),
+            intent: OrderIntent {
+                pair: pair?.0,
+                kind: kind?.0,
+                side: side?.0,
+                quantity: quantity?,
+                price,
+            },
+            line: pos.line,
+        })
+    }
+
+    /// A field an order may take from `defaults`: the value and whether it
+    /// came from there. Missing with no default is reported at `pos`.
+    fn preset_field<T: FromStr<Err = String> + Clone>(
+        &mut self,
+        fields: &Fields<'_>,
+        name: &str,
+        preset: &Preset<T>,
+        pos: Pos,
+        label: &str,
+        example: &str,
+    ) -> Option<(T, bool)> {
+        let at = format!("{label}.{name}");
+        match (fields.get(name), preset) {
+            (Some(f), _) => self.value(&at, f, example).map(|v| (v, false)),
+            (None, Preset::Set(v)) => Some((v.clone(), true)),
+            (None, Preset::Broken) => None,
+            (None, Preset::Unset) if fields.misspelt(name) => None,
+            (None, Preset::Unset) => {
+                self.err(
+                    pos,
+                    &at,
+                    format!("missing `{name}`; add `{name}: {example}` to this order, or set it for all orders under `defaults`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The queries: how many entries there were, and those that are valid.
+    fn queries(&mut self, f: Field<'_>) -> Option<(usize, Vec<QuerySpec>)> {
+        let items = self.list(f, "{ id: funds, balances: {} }")?;
+        let mut seen: HashMap<&str, (String, Pos)> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, node) in items.iter().enumerate() {
+            if let Some(spec) = self.query(i, node, &mut seen) {
+                out.push(spec);
+            }
+        }
+        Some((items.len(), out))
+    }
+
+    fn query<'a>(
+        &mut self,
+        i: usize,
+        node: &'a Node,
+        seen: &mut HashMap<&'a str, (String, Pos)>,
+    ) -> Option<QuerySpec> {
+        let before = self.errors.len();
+        let pos = node_pos(node);
+        let Some(map) = node.as_mapping() else {
+            self.err(
+                pos,
+                &item_label("queries", i, None),
+                "each query must be a mapping with an id and what to ask, like `- { id: funds, balances: {} }`".into(),
+            );
+            return None;
+        };
+        let label = item_label("queries", i, peek_id(map));
+        let at = |name: &str| format!("{label}.{name}");
+        let fields = self.fields(map, QUERY_KEYS, &label, "a query");
+
+        let id = match fields.get("id") {
+            None if fields.misspelt("id") => None,
+            None => {
+                self.err(
+                    pos,
+                    &at("id"),
+                    "missing `id`; give the query an id like `id: funds`, unique among the queries (its result is journaled under it)".into(),
+                );
+                None
+            }
+            Some(f) => match self.id(&at("id"), f, "funds") {
+                Some((id, id_pos)) => match seen.get(id) {
+                    Some((first, first_pos)) => {
+                        self.err(
+                            id_pos,
+                            &at("id"),
+                            format!(
+                                "query id `{id}` is already used by {first} at line {}; query ids must be unique: rename one of them",
+                                first_pos.line
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        seen.insert(id, (label.clone(), id_pos));
+                        Some(id)
+                    }
+                },
+                None => None,
+            },
+        };
+
+        let kinds: Vec<(&str, Field<'_>)> = QUERY_KINDS
+            .iter()
+            .filter_map(|k| fields.get(k).map(|f| (*k, f)))
+            .collect();
+        let kind = match kinds.as_slice() {
+            [] if QUERY_KINDS.iter().any(|k| fields.misspelt(k)) => None,
+            [] => {
+                self.err(
+                    pos,
+                    &label,
+                    "the query does not say what to ask; add one of `trades: {}`, `orders: {}`, `balances: {}` or `deposit_address: { currency: USDC, network: ERC20 }`".into(),
+                );
+                None
+            }
+            [(name, f)] => self.query_kind(name, *f, &at(name)),
+            [(first, _), (second, f), ..] => {
+                self.err(
+                    f.key_pos(),
+                    &at(second),
+                    format!("a query asks one thing, but this one has both `{first}` and `{second}`; split it into two queries, each with its own id"),
+                );
+                None
+            }
+        };
+
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(QuerySpec {
+            id: id?.to_string(),
+            kind: kind?,
+            line: pos.line,
+        })
+    }
+
+    /// The mapping under a query kind; null counts as empty where the kind
+    /// has no required fields.
+    fn kind_map<'a>(
+        &mut self,
+        name: &str,
+        f: Field<'a>,
+        at: &str,
+        null_ok: bool,
+        example: &str,
+    ) -> Option<Option<&'a MarkedMappingNode>> {
+        match f.value {
+            Node::Mapping(m) => Some(Some(m)),
+            Node::Scalar(s) if is_null(s) && null_ok => Some(None),
+            _ => {
+                let or_all = if null_ok {
+                    " (or `{}` for no filter)"
+                } else {
+                    ""
+                };
+                self.err(
+                    f.value_pos(),
+                    at,
+                    format!("`{name}` takes a mapping, like `{name}: {example}`{or_all}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn query_kind(&mut self, name: &str, f: Field<'_>, at: &str) -> Option<QueryKind> {
+        let before = self.errors.len();
+        let kind = match name {
+            "trades" => {
+                let map = self.kind_map(name, f, at, true, "{ pair: BTC-USDC }")?;
+                let fields = match map {
+                    Some(m) => self.fields(m, TRADES_KEYS, at, "`trades`"),
+                    None => Fields::default(),
+                };
+                let pair = fields
+                    .get("pair")
+                    .and_then(|f| self.value::<Pair>(&format!("{at}.pair"), f, "BTC-USDC"));
+                let from = fields
+                    .get("from")
+                    .and_then(|f| self.time(&format!("{at}.from"), f));
+                let to = fields
+                    .get("to")
+                    .and_then(|f| self.time(&format!("{at}.to"), f));
+                if let (Some((from, _)), Some((to, to_pos))) = (from, to) {
+                    if to < from {
+                        self.err(
+                            to_pos,
+                            &format!("{at}.to"),
+                            format!("`to` ({to}) is before `from` ({from}); swap them"),
+                        );
+                    }
+                }
+                let limit = fields
+                    .get("limit")
+                    .and_then(|f| self.limit(&format!("{at}.limit"), f));
+                QueryKind::Trades {
+                    pair,
+                    from_ms: from.map(|(t, _)| t),
+                    to_ms: to.map(|(t, _)| t),
+                    limit,
+                }
+            }
+            "orders" => {
+                let map = self.kind_map(name, f, at, true, "{ status: open }")?;
+                let fields = match map {
+                    Some(m) => self.fields(m, ORDERS_QUERY_KEYS, at, "`orders` in a query"),
+                    None => Fields::default(),
+                };
+                let pair = fields
+                    .get("pair")
+                    .and_then(|f| self.value::<Pair>(&format!("{at}.pair"), f, "BTC-USDC"));
+                let status = match fields.get("status") {
+                    Some(f) => self.value(&format!("{at}.status"), f, "open")?,
+                    None => OrderStatusFilter::All,
+                };
+                QueryKind::Orders { pair, status }
+            }
+            "balances" => {
+                if let Some(m) = self.kind_map(name, f, at, true, "{}")? {
+                    self.fields(m, &[], at, "`balances`");
+                }
+                QueryKind::Balances
+            }
+            _ => {
+                let example = "{ currency: USDC, network: ERC20 }";
+                let m = self
+                    .kind_map(name, f, at, false, example)?
+                    .expect("null refused");
+                let fields = self.fields(m, DEPOSIT_KEYS, at, "`deposit_address`");
+                let pos = node_pos(f.value);
+                let part = |check: &mut Self,
+                            key: &str,
+                            example: &str,
+                            ok: fn(&str) -> bool,
+                            rule: &str| {
+                    let field = format!("{at}.{key}");
+                    match fields.get(key) {
+                        None if fields.misspelt(key) => None,
+                        None => {
+                            check.err(
+                                pos,
+                                &field,
+                                format!("missing `{key}`; `deposit_address` needs both, like `deposit_address: {{ currency: USDC, network: ERC20 }}`"),
+                            );
+                            None
+                        }
+                        Some(f) => {
+                            let s = check.scalar(&field, f, example)?;
+                            if ok(s.text) {
+                                Some(s.text.to_string())
+                            } else {
+                                check.err(
+                                    s.pos,
+                                    &field,
+                                    format!("{rule}, not `{}`", shown(s.text)),
+                                );
+                                None
+                            }
+                        }
+                    }
+                };
+                let currency = part(
+                    self,
+                    "currency",
+                    "USDC",
+                    valid_currency,
+                    "currency must be an asset code of 2 to 12 upper-case letters and digits, like `USDC`",
+                );
+                let network = part(
+                    self,
+                    "network",
+                    "ERC20",
+                    valid_network,
+                    "network must be the chain's name as the exchange spells it, like `ERC20` (1 to 64 characters, no leading or trailing spaces)",
+                );
+                QueryKind::DepositAddress {
+                    currency: currency?,
+                    network: network?,
+                }
+            }
+        };
+        (self.errors.len() == before).then_some(kind)
+    }
+
+    /// A `from`/`to` time: ms since the epoch, or RFC 3339.
+    fn time(&mut self, at: &str, f: Field<'_>) -> Option<(i64, Pos)> {
+        let s = self.scalar(at, f, "2026-11-01T00:00:00Z")?;
+        match time_ms(s.text) {
+            Ok(t) => Some((t, s.pos)),
+            Err(message) => {
+                self.err(s.pos, at, message);
+                None
+            }
+        }
+    }
+
+    fn limit(&mut self, at: &str, f: Field<'_>) -> Option<u32> {
+        let s = self.scalar(at, f, "100")?;
+        let n = s
+            .text
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.text.parse::<u32>().ok())
+            .flatten()
+            .filter(|n| (1..=MAX_TRADES_LIMIT).contains(n));
+        if n.is_none() {
+            self.err(
+                s.pos,
+                at,
+                format!(
+                    "`limit` is the page size: a whole number from 1 to {MAX_TRADES_LIMIT}, not `{}`; hqx fetches every page either way",
+                    shown(s.text)
+                ),
+            );
+        }
+        n
+    }
+}
+
+/// Milliseconds since the epoch from digits or an RFC 3339 timestamp.
+fn time_ms(text: &str) -> Result<i64, String> {
+    let hint = "write milliseconds since the epoch (like 1793491200000) or an RFC 3339 time (like 2026-11-01T00:00:00Z)";
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<i64>()
+            .map_err(|_| format!("`{}` is too large a time; {hint}", shown(text)));
+    }
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| format!("`{}` is not a time; {hint}", shown(text)))?;
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    match i64::try_from(ms) {
+        Ok(ms) if ms >= 0 => Ok(ms),
+        _ => Err(format!("`{}` is before 1970; {hint}", shown(text))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small rules and wording.
+
+/// The id rule: `^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`.
+fn valid_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+fn id_rule_message(s: &str) -> String {
+    format!(
+        "`{}` is not a valid id; use 1 to 64 letters, digits, `.`, `_`, `:` or `-`, starting with a letter or digit",
+        shown(s)
+    )
+}
+
+fn valid_currency(s: &str) -> bool {
+    (2..=12).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn valid_network(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=64).contains(&n) && s.trim() == s && !s.chars().any(char::is_control)
+}
+
+/// The id of an order or query, if it has a valid one, for labels.
+fn peek_id(map: &MarkedMappingNode) -> Option<&str> {
+    map.get_scalar("id")
+        .map(|s| s.as_str())
+        .filter(|s| valid_id(s))
+}
+
+/// `orders[1] (buy-1)`, or `orders[1]` without a valid id.
+fn item_label(list: &str, i: usize, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{list}[{i}] ({id})"),
+        None => format!("{list}[{i}]"),
+    }
+}
+
+fn push_key(field: &mut String, key: &str) {
+    if !field.is_empty() {
+        field.push('.');
+    }
+    field.push_str(key);
+}
+
+/// User text for a message: control characters escaped, long text cut.
+fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    printable(&out)
+}
+
+/// Escape control characters so that each error stays on one line.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The message for an unknown key, and the allowed key it probably meant.
+fn unknown_key(key: &str, allowed: &[&'static str], what: &str) -> (String, Option<&'static str>) {
+    let noun = if what == "a batch file" {
+        "key"
+    } else {
+        "field"
+    };
+    let key = shown(key);
+    if allowed.is_empty() {
+        let message = format!("unknown field `{key}`; {what} takes no fields: write it as `{{}}`");
+        return (message, None);
+    }
+    let list = allowed
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let meant = suggest(&key, allowed);
+    let message = match meant {
+        Some(s) => format!("unknown {noun} `{key}`; did you mean `{s}`? ({what} takes {list})"),
+        None => format!(
+            "unknown {noun} `{key}`; {what} takes only {list}: delete it or fix the spelling"
+        ),
+    };
+    (message, meant)
+}
+
+/// The allowed key a mistyped `key` most likely meant, if any.
+fn suggest(key: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    const SYNONYMS: &[(&str, &str)] = &[
+        ("qty", "quantity"),
+        ("amount", "quantity"),
+        ("size", "quantity"),
+        ("volume", "quantity"),
+        ("px", "price"),
+        ("limitprice", "price"),
+        ("rate", "price"),
+        ("symbol", "pair"),
+        ("market", "pair"),
+        ("instrument", "pair"),
+        ("ticker", "pair"),
+        ("kind", "type"),
+        ("ordertype", "type"),
+        ("direction", "side"),
+        ("clientorderid", "id"),
+        ("name", "id"),
+        ("name", "batch"),
+        ("batchid", "batch"),
+        ("address", "deposit_address"),
+        ("since", "from"),
+        ("start", "from"),
+        ("fromms", "from"),
+        ("until", "to"),
+        ("end", "to"),
+        ("toms", "to"),
+        ("size", "limit"),
+        ("pagesize", "limit"),
+        ("count", "limit"),
+        ("asset", "currency"),
+        ("coin", "currency"),
+        ("chain", "network"),
+        ("state", "status"),
+    ];
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let k = norm(key);
+    if k.is_empty() {
+        return None;
+    }
+    if let Some(a) = allowed.iter().find(|a| norm(a) == k) {
+        return Some(a);
+    }
+    if let Some(a) = SYNONYMS
+        .iter()
+        .filter(|(s, _)| *s == k)
+        .find_map(|(_, t)| allowed.iter().find(|a| *a == t))
+    {
+        return Some(a);
+    }
+    let max = if k.chars().count() <= 4 { 1 } else { 2 };
+    if let Some((d, a)) = allowed
+        .iter()
+        .map(|a| (edit_distance(&k, &norm(a)), *a))
+        .min_by_key(|(d, _)| *d)
+    {
+        if d <= max {
+            return Some(a);
+        }
+    }
+    // An abbreviation: same first letter, the rest in order (`qnty`).
+    allowed.iter().copied().find(|a| {
+        let a = norm(a);
+        let mut rest = a.chars();
+        k.chars().count() >= 2
+            && k.chars().next() == a.chars().next()
+            && 3 * k.chars().count() >= a.chars().count()
+            && k.chars().all(|c| rest.any(|x| x == c))
+    })
+}
+
+/// Edit distance counting a swap of neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FULL: &str = r#"version: 1
+batch: rebalance-2026-11        # the batch's id: its idempotency namespace
+defaults: { pair: BTC-USDC, type: limit }
+orders:
+  - id: buy-1
+    side: buy
+    quantity: "2"
+    price: "24321.00"
+  - id: sell-eth
+    pair: ETH-USDC
+    side: sell
+    type: market
+    quantity: "1.5"
+  - { id: "plain:1", side: buy, quantity: 0.50, price: 24321.00 }
+queries:
+  - id: fills
+    trades: { pair: BTC-USDC, from: 1793491200000, to: "2026-11-02T00:00:00Z", limit: 500 }
+  - id: open
+    orders: { status: open }
+  - id: all-orders
+    orders: {}
+  - id: funds
+    balances: {}
+  - id: addr
+    deposit_address: { currency: USDC, network: ERC20 }
+"#;
+
+    fn path() -> &'static Path {
+        Path::new("b.yaml")
+    }
+
+    fn errors(text: &str) -> Vec<BatchError> {
+        match parse(path(), text) {
+            Ok(b) => panic!("expected errors, got {b:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    /// The only error of `text`.
+    fn one(text: &str) -> BatchError {
+        let mut e = errors(text);
+        assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+        e.remove(0)
+    }
+
+    fn assert_err(e: &BatchError, line: usize, column: usize, field: &str, needle: &str) {
+        assert_eq!(
+            (e.line, e.column, e.field.as_str()),
+            (line, column, field),
+            "{e}"
+        );
+        assert!(
+            e.message.contains(needle),
+            "{:?} lacks {needle:?}",
+            e.message
+        );
+    }
+
+    /// A valid batch with `order` (YAML lines, indented under `- `) as its
+    /// only order; the order starts on line 4.
+    fn with_order(order: &str) -> String {
+        format!(
+            "version: 1\nbatch: b\norders:\n  - {}\n",
+            order.trim_start()
+        )
+    }
+
+    fn amount(s: &str) -> Amount {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn full_example_parses_into_the_expected_values() {
+        let b = parse(Path::new("x/full.yaml"), FULL).unwrap();
+        assert_eq!(b.id, "rebalance-2026-11");
+        assert_eq!(b.path, Path::new("x/full.yaml"));
+        assert_eq!(b.file_sha256, hex::encode(Sha256::digest(FULL.as_bytes())));
+        assert_eq!(b.file_sha256.len(), 64);
+        let pair = |s: &str| s.parse::<Pair>().unwrap();
+        assert_eq!(
+            b.orders,
+            vec![
+                OrderSpec {
+                    id: "buy-1".into(),
+                    intent: OrderIntent {
+                        pair: pair("BTC-USDC"),
+                        kind: OrderType::Limit,
+                        side: Side::Buy,
+                        quantity: amount("2"),
+                        price: Some(amount("24321.00")),
+                    },
+                    line: 5,
+                },
+                OrderSpec {
+                    id: "sell-eth".into(),
+                    intent: OrderIntent {
+                        pair: pair("ETH-USDC"),
+                        kind: OrderType::Market,
+                        side: Side::Sell,
+                        quantity: amount("1.5"),
+                        price: None,
+                    },
+                    line: 9,
+                },
+                OrderSpec {
+                    id: "plain:1".into(),
+                    intent: OrderIntent {
+                        pair: pair("BTC-USDC"),
+                        kind: OrderType::Limit,
+                        side: Side::Buy,
+                        quantity: amount("0.50"),
+                        price: Some(amount("24321.00")),
+                    },
+                    line: 14,
+                },
+            ]
+        );
+        // Plain scalars keep their text: not 0.5, not 24321.
+        let plain = &b.orders[2].intent;
+        assert_eq!(plain.quantity.text(), "0.50");
+        assert_eq!(plain.price.as_ref().unwrap().text(), "24321.00");
+        assert_eq!(
+            b.orders[0].intent.body(None),
+            r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"2","price":"24321.00"}"#
+        );
+        assert_eq!(
+            b.queries,
+            vec![
+                QuerySpec {
+                    id: "fills".into(),
+                    kind: QueryKind::Trades {
+                        pair: Some(pair("BTC-USDC")),
+                        from_ms: Some(1_793_491_200_000),
+                        to_ms: Some(1_793_577_600_000),
+                        limit: Some(500),
+                    },
+                    line: 16,
+                },
+                QuerySpec {
+                    id: "open".into(),
+                    kind: QueryKind::Orders {
+                        pair: None,
+                        status: OrderStatusFilter::Open,
+                    },
+                    line: 18,
+                },
+                QuerySpec {
+                    id: "all-orders".into(),
+                    kind: QueryKind::Orders {
+                        pair: None,
+                        status: OrderStatusFilter::All,
+                    },
+                    line: 20,
+                },
+                QuerySpec {
+                    id: "funds".into(),
+                    kind: QueryKind::Balances,
+                    line: 22,
+                },
+                QuerySpec {
+                    id: "addr".into(),
+                    kind: QueryKind::DepositAddress {
+                        currency: "USDC".into(),
+                        network: "ERC20".into(),
+                    },
+                    line: 24,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn order_fields_override_defaults_and_side_can_be_a_default() {
+        let b = parse(
+            path(),
+            "version: 1\nbatch: b\ndefaults: { pair: BTC-USDC, side: sell, type: market }\norders:\n  - { id: a, quantity: '1' }\n  - { id: b, side: buy, type: limit, pair: SOL-USDC, quantity: '2', price: '20.05' }\n",
+        )
+        .unwrap();
+        let (a, c) = (&b.orders[0].intent, &b.orders[1].intent);
+        assert_eq!(
+            (a.side, a.kind, a.pair.as_str()),
+            (Side::Sell, OrderType::Market, "BTC-USDC")
+        );
+        assert_eq!(
+            (c.side, c.kind, c.pair.as_str()),
+            (Side::Buy, OrderType::Limit, "SOL-USDC")
+        );
+        assert_eq!(c.price.as_ref().map(Amount::text), Some("20.05"));
+    }
+
+    #[test]
+    fn queries_alone_make_a_batch_and_null_filters_mean_none() {
+        let b = parse(
+            path(),
+            "version: 1\nbatch: b\nqueries:\n  - id: t\n    trades:\n  - id: f\n    balances:\n",
+        )
+        .unwrap();
+        assert!(b.orders.is_empty());
+        assert_eq!(
+            b.queries[0].kind,
+            QueryKind::Trades {
+                pair: None,
+                from_ms: None,
+                to_ms: None,
+                limit: None
+            }
+        );
+        assert_eq!(b.queries[1].kind, QueryKind::Balances);
+    }
+
+    #[test]
+    fn order_and_query_ids_are_separate_namespaces() {
+        let b = parse(
+            path(),
+            "version: 1\nbatch: b\norders:\n  - { id: x, pair: BTC-USDC, side: buy, type: market, quantity: '1' }\nqueries:\n  - { id: x, balances: {} }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (b.orders[0].id.as_str(), b.queries[0].id.as_str()),
+            ("x", "x")
+        );
+    }
+
+    #[test]
+    fn version_is_required_and_must_be_the_integer_1() {
+        let e = one("batch: b\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 1, 1, "version", "add `version: 1`");
+        let e = one("version: 2\nbatch: b\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 1, 10, "version", "unsupported batch format version `2`");
+        let e = one("version: \"1\"\nbatch: b\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 1, 10, "version", "without quotes");
+        let e = one("version: 1.0\nbatch: b\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 1, 10, "version", "write `version: 1`");
+    }
+
+    #[test]
+    fn batch_id_is_required_and_follows_the_id_rule() {
+        let e = one("version: 1\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 1, 1, "batch", "missing `batch`");
+        let e = one("version: 1\nbatch: -x\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 2, 8, "batch", "`-x` is not a valid id");
+        let long = "a".repeat(65);
+        let e = one(&format!(
+            "version: 1\nbatch: {long}\nqueries: [{{ id: f, balances: {{}} }}]\n"
+        ));
+        assert_err(&e, 2, 8, "batch", "is not a valid id");
+        assert!(valid_id(&"a".repeat(64)));
+        for ok in ["a", "A9", "x.y_z:1-2", "0"] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "_a", ".a", "a b", "a/b", "é", "a\n"] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_refused_with_a_suggestion() {
+        let e = one("version: 1\nbatch: b\norder:\n  - id: x\n");
+        assert_err(
+            &e,
+            3,
+            1,
+            "order",
+            "unknown key `order`; did you mean `orders`?",
+        );
+        // The misspelling is reported once, not again as "no orders".
+        let e = one("version: 1\nbatch: b\nqueries: [{ id: f, balances: {} }]\nextra: 1\n");
+        assert_err(&e, 4, 1, "extra", "delete it or fix the spelling");
+    }
+
+    #[test]
+    fn a_batch_with_no_orders_and_no_queries_is_refused() {
+        let e = one("version: 1\nbatch: b\n");
+        assert_err(&e, 1, 1, "orders", "no orders and no queries");
+        let e = one("# header\nversion: 1\nbatch: b\norders: []\nqueries: []\n");
+        assert_err(&e, 2, 1, "orders", "no orders and no queries");
+        let e = one("version: 1\nbatch: b\norders:\n");
+        assert_err(&e, 3, 1, "orders", "`orders` is empty");
+        let e = one("version: 1\nbatch: b\norders: { id: a }\n");
+        assert_err(&e, 3, 9, "orders", "must be a list");
+    }
+
+    #[test]
+    fn order_ids_follow_the_rule_and_are_unique() {
+        let e = one(&with_order(
+            "{ id: 'a b', pair: BTC-USDC, side: buy, type: market, quantity: '1' }",
+        ));
+        assert_err(&e, 4, 11, "orders[0].id", "`a b` is not a valid id");
+        let text = "version: 1\nbatch: b\ndefaults: { pair: BTC-USDC, type: market, side: buy }\norders:\n  - id: a\n    quantity: '1'\n  - id: b\n    quantity: '1'\n  - id: a\n    quantity: '2'\n";
+        let e = one(text);
+        assert_err(
+            &e,
+            9,
+            9,
+            "orders[2] (a).id",
+            "order id `a` is already used by orders[0] (a) at line 5",
+        );
+        let e = one("version: 1\nbatch: b\norders:\n  - { pair: BTC-USDC, side: buy, type: market, quantity: '1' }\n");
+        assert_err(&e, 4, 5, "orders[0].id", "missing `id`");
+    }
+
+    #[test]
+    fn query_ids_are_unique_among_queries() {
+        let e = one("version: 1\nbatch: b\nqueries:\n  - id: q\n    balances: {}\n  - id: q\n    orders: {}\n");
+        assert_err(
+            &e,
+            6,
+            9,
+            "queries[1] (q).id",
+            "query id `q` is already used by queries[0] (q) at line 4",
+        );
+        let e = one("version: 1\nbatch: b\nqueries:\n  - balances: {}\n");
+        assert_err(&e, 4, 5, "queries[0].id", "missing `id`");
+    }
+
+    #[test]
+    fn unknown_order_field_suggests_the_closest_one() {
+        let e = one(&with_order(
+            "id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    qty: \"2\"",
+        ));
+        // Only the unknown field: `quantity` is not also reported missing.
+        assert_err(
+            &e,
+            8,
+            5,
+            "orders[0] (a).qty",
+            "unknown field `qty`; did you mean `quantity`?",
+        );
+        let e = one(&with_order("id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: '1'\n    prise: '2'"));
+        assert!(e.message.contains("did you mean `price`?"), "{e}");
+        let e = one(&with_order("id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: '1'\n    colour: red"));
+        assert_err(
+            &e,
+            9,
+            5,
+            "orders[0] (a).colour",
+            "an order takes only `id`, `pair`",
+        );
+        for (typo, meant) in [
+            ("Price", "price"),
+            ("symbol", "pair"),
+            ("tpye", "type"),
+            ("sides", "side"),
+            ("qnty", "quantity"),
+        ] {
+            assert_eq!(suggest(typo, ORDER_KEYS), Some(meant), "{typo}");
+        }
+        assert_eq!(suggest("deposit", QUERY_KEYS), Some("deposit_address"));
+        assert_eq!(suggest("trade", QUERY_KEYS), Some("trades"));
+        assert_eq!(suggest("zzz", ORDER_KEYS), None);
+    }
+
+    #[test]
+    fn missing_required_fields_are_named_after_defaults() {
+        let e = errors("version: 1\nbatch: b\ndefaults: { pair: BTC-USDC }\norders:\n  - id: a\n    price: '1'\n");
+        let got: Vec<(usize, usize, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (5, 5, "orders[0] (a).side"),
+                (5, 5, "orders[0] (a).type"),
+                (5, 5, "orders[0] (a).quantity"),
+            ]
+        );
+        assert!(e[0].message.contains("missing `side`"), "{}", e[0]);
+        assert!(e[0].message.contains("under `defaults`"), "{}", e[0]);
+        assert!(e[1].message.contains("missing `type`"), "{}", e[1]);
+        assert!(e[2].message.contains("missing `quantity`"), "{}", e[2]);
+        // Without defaults the pair is missing too.
+        let e = errors(&with_order(
+            "id: a\n    side: buy\n    type: market\n    quantity: '1'",
+        ));
+        assert_eq!(e.len(), 1);
+        assert_err(&e[0], 4, 5, "orders[0] (a).pair", "missing `pair`");
+    }
+
+    #[test]
+    fn bad_side_type_pair_and_decimals_carry_the_model_message() {
+        let e = errors(&with_order(
+            "id: a\n    pair: btc-usdc\n    side: hold\n    type: stop\n    quantity: -1\n    price: 1e3",
+        ));
+        let got: Vec<(usize, usize, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (5, 11, "orders[0] (a).pair"),
+                (6, 11, "orders[0] (a).side"),
+                (7, 11, "orders[0] (a).type"),
+                (8, 15, "orders[0] (a).quantity"),
+                (9, 12, "orders[0] (a).price"),
+            ]
+        );
+        assert_eq!(e[0].message, "btc-usdc".parse::<Pair>().unwrap_err());
+        assert_eq!(e[1].message, "hold".parse::<Side>().unwrap_err());
+        assert_eq!(e[2].message, "stop".parse::<OrderType>().unwrap_err());
+        assert_eq!(e[3].message, "-1".parse::<Amount>().unwrap_err());
+        assert_eq!(e[4].message, "1e3".parse::<Amount>().unwrap_err());
+        let e = one(&with_order(
+            "{ id: a, pair: BTC-USDC, side: buy, type: market, quantity: '0' }",
+        ));
+        assert_err(&e, 4, 65, "orders[0] (a).quantity", "is zero");
+    }
+
+    #[test]
+    fn market_with_price_and_limit_without_price_are_refused() {
+        let e = one(&with_order("id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: '1'\n    price: '2'"));
+        assert_err(
+            &e,
+            9,
+            5,
+            "orders[0] (a).price",
+            "a market order must not have a price; remove `price` or set `type: limit`",
+        );
+        assert_eq!(
+            e.to_string(),
+            "b.yaml:9:5: orders[0] (a).price: a market order must not have a price; remove `price` or set `type: limit`"
+        );
+        let e = one(&with_order(
+            "id: a\n    pair: BTC-USDC\n    side: buy\n    type: limit\n    quantity: '1'",
+        ));
+        assert_err(
+            &e,
+            4,
+            5,
+            "orders[0] (a).price",
+            "a limit order needs a price",
+        );
+        assert!(e.message.contains("or set `type: market`"), "{e}");
+        let e = one("version: 1\nbatch: b\ndefaults: { type: market }\norders:\n  - { id: a, pair: BTC-USDC, side: buy, quantity: '1', price: '2' }\n");
+        assert_err(
+            &e,
+            5,
+            56,
+            "orders[0] (a).price",
+            "(its type comes from `defaults`)",
+        );
+    }
+
+    #[test]
+    fn decimals_accept_quoted_and_plain_text_and_keep_it() {
+        for (written, text) in [
+            ("\"2\"", "2"),
+            ("'2'", "2"),
+            ("2", "2"),
+            ("24321.00", "24321.00"),
+            ("\"24321.00\"", "24321.00"),
+            ("0.000100", "0.000100"),
+            ("007", "007"),
+            ("2 # comment", "2"),
+        ] {
+            let b = parse(
+                path(),
+                &with_order(&format!("id: a\n    pair: BTC-USDC\n    side: buy\n    type: limit\n    quantity: {written}\n    price: {written}")),
+            )
+            .unwrap();
+            let i = &b.orders[0].intent;
+            assert_eq!(i.quantity.text(), text, "{written}");
+            assert_eq!(i.price.as_ref().unwrap().text(), text, "{written}");
+        }
+    }
+
+    #[test]
+    fn scalar_fields_refuse_mappings_lists_and_null() {
+        let base = "id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: ";
+        let e = one(&with_order(&format!("{base}{{ value: 2 }}")));
+        assert_err(
+            &e,
+            8,
+            15,
+            "orders[0] (a).quantity",
+            "must be a single value, not a mapping",
+        );
+        let e = one(&with_order(&format!("{base}[2]")));
+        assert_err(&e, 8, 15, "orders[0] (a).quantity", "not a list");
+        let e = one(&with_order(&format!("{base}~")));
+        assert_err(&e, 8, 15, "orders[0] (a).quantity", "has no value");
+        // An empty value points at its key.
+        let e = one(&with_order(base));
+        assert_err(&e, 8, 5, "orders[0] (a).quantity", "has no value");
+        // Quoted "null" is text, and so not a decimal.
+        let e = one(&with_order(&format!("{base}'null'")));
+        assert_err(&e, 8, 15, "orders[0] (a).quantity", "not a plain decimal");
+        let e = one(&with_order(&format!("{base}'{}'", "9".repeat(300))));
+        assert_err(&e, 8, 15, "orders[0] (a).quantity", "300 characters long");
+        let e = one("version: 1\nbatch: b\norders:\n  - buy-1\n");
+        assert_err(&e, 4, 5, "orders[0]", "each order must be a mapping");
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_position_and_the_rest_still_checked() {
+        let text = "version: 1\nbatch: b\norders:\n  - id: a\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: '1'\n    quantity: '2'\n  - id: c\n    side: hold\n";
+        let e = errors(text);
+        assert_err(
+            &e[0],
+            9,
+            5,
+            "orders[0] (a).quantity",
+            "duplicate key `quantity` (first at line 8, column 5)",
+        );
+        // Still reported: the second order's problems.
+        assert!(
+            e.iter()
+                .any(|e| e.line == 11 && e.field == "orders[1] (c).side"),
+            "{e:#?}"
+        );
+        let e = errors("version: 1\nbatch: b\nbatch: c\nqueries: [{ id: f, balances: {} }]\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_err(&e[0], 3, 1, "batch", "duplicate key `batch`");
+        let e =
+            one("version: 1\nbatch: b\nqueries:\n  - id: t\n    trades: { limit: 5, limit: 6 }\n");
+        assert_err(&e, 5, 25, "queries[0] (t).trades.limit", "duplicate key");
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_one_error_with_a_position() {
+        let e = one("version: 1\nbatch: b\norders:\n  - id: a\n    side: [buy\n");
+        assert_eq!((e.line, e.field.as_str()), (6, ""), "{e}");
+        assert!(e.message.starts_with("YAML syntax error: "), "{e}");
+        let e = one("version: 1\nbatch: b: c\n");
+        assert_err(
+            &e,
+            2,
+            9,
+            "",
+            "YAML syntax error: mapping values are not allowed",
+        );
+        let e = one("version: 1\nbatch: \"open\n");
+        assert!(e.message.contains("YAML syntax error"), "{e}");
+        let e = one("- a\n- b\n");
+        assert_err(&e, 1, 1, "", "must be a YAML mapping");
+    }
+
+    #[test]
+    fn anchors_tags_and_second_documents_are_refused() {
+        let e = one("version: 1\nbatch: &b b\n");
+        // marked-yaml reports anchors and tags where their value starts.
+        assert_err(&e, 2, 11, "", "anchors and aliases");
+        let e = one("version: 1\nbatch: !!str b\n");
+        assert_err(&e, 2, 14, "", "tags");
+        let e =
+            one("---\nversion: 1\nbatch: b\nqueries: [{ id: f, balances: {} }]\n---\nversion: 1\n");
+        assert_err(&e, 5, 1, "", "second one starts here");
+        let e = one("version: 1\nbatch: b\nqueries: [{ id: f, balances: {} }]\n...\nmore: 1\n");
+        assert_err(&e, 5, 1, "", "second one starts here");
+        // A leading `---`, a trailing `...` and a byte order mark are fine.
+        parse(path(), "\u{feff}%YAML 1.2\n---\nversion: 1\nbatch: b\nqueries: [{ id: f, balances: {} }]\n...\n# end\n").unwrap();
+    }
+
+    #[test]
+    fn each_query_asks_exactly_one_thing() {
+        let e = one("version: 1\nbatch: b\nqueries:\n  - id: q\n");
+        assert_err(&e, 4, 5, "queries[0] (q)", "does not say what to ask");
+        let e =
+            one("version: 1\nbatch: b\nqueries:\n  - id: q\n    trades: {}\n    balances: {}\n");
+        assert_err(
+            &e,
+            6,
+            5,
+            "queries[0] (q).balances",
+            "both `trades` and `balances`; split it",
+        );
+        let e = one("version: 1\nbatch: b\nqueries:\n  - id: q\n    balance: {}\n");
+        assert_err(
+            &e,
+            5,
+            5,
+            "queries[0] (q).balance",
+            "did you mean `balances`?",
+        );
+        let e = one("version: 1\nbatch: b\nqueries:\n  - id: q\n    balances: { all: true }\n");
+        assert_err(&e, 5, 17, "queries[0] (q).balances.all", "takes no fields");
+        let e = one("version: 1\nbatch: b\nqueries:\n  - id: q\n    trades: BTC-USDC\n");
+        assert_err(&e, 5, 13, "queries[0] (q).trades", "takes a mapping");
+    }
+
+    #[test]
+    fn query_filters_are_checked() {
+        let q = |body: &str| format!("version: 1\nbatch: b\nqueries:\n  - id: q\n    {body}\n");
+        let e = one(&q("trades: { pair: BTC-USDC, since: 1 }"));
+        assert_err(
+            &e,
+            5,
+            31,
+            "queries[0] (q).trades.since",
+            "did you mean `from`?",
+        );
+        let e = one(&q("trades: { limit: 501 }"));
+        assert_err(&e, 5, 22, "queries[0] (q).trades.limit", "from 1 to 500");
+        let e = one(&q("trades: { limit: 0 }"));
+        assert_err(&e, 5, 22, "queries[0] (q).trades.limit", "from 1 to 500");
+        let e = one(&q("trades: { from: yesterday }"));
+        assert_err(
+            &e,
+            5,
+            21,
+            "queries[0] (q).trades.from",
+            "`yesterday` is not a time",
+        );
+        let e = one(&q(
+            "trades: { from: 2026-11-02T00:00:00Z, to: 2026-11-01T00:00:00+00:00 }",
+        ));
+        assert_err(&e, 5, 47, "queries[0] (q).trades.to", "is before `from`");
+        let e = one(&q("orders: { status: done }"));
+        assert_err(
+            &e,
+            5,
+            23,
+            "queries[0] (q).orders.status",
+            "status must be `open`, `filled`, `cancelled` or `all`",
+        );
+        let e = one(&q("orders: { pair: BTCUSDC }"));
+        assert_err(
+            &e,
+            5,
+            21,
+            "queries[0] (q).orders.pair",
+            "pair must look like `BTC-USDC`",
+        );
+        let e = one(&q("deposit_address: { currency: USDC }"));
+        assert_err(
+            &e,
+            5,
+            22,
+            "queries[0] (q).deposit_address.network",
+            "missing `network`",
+        );
+        let e = one(&q("deposit_address: { currency: usdc, network: ERC20 }"));
+        assert_err(
+            &e,
+            5,
+            34,
+            "queries[0] (q).deposit_address.currency",
+            "upper-case",
+        );
+        let e = one(&q("deposit_address:"));
+        assert_err(
+            &e,
+            5,
+            5,
+            "queries[0] (q).deposit_address",
+            "takes a mapping",
+        );
+        assert_eq!(time_ms("2026-11-01T01:00:00+01:00"), Ok(1_793_491_200_000));
+        assert!(time_ms("1969-12-31T23:59:59Z")
+            .unwrap_err()
+            .contains("before 1970"));
+        assert!(time_ms("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn defaults_are_checked_once_and_do_not_cascade() {
+        let e = errors("version: 1\nbatch: b\ndefaults: { pair: btc, quantity: '1' }\norders:\n  - { id: a, side: buy, type: market, quantity: '1' }\n  - { id: c, side: buy, type: market, quantity: '1' }\n");
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_err(&e[0], 3, 19, "defaults.pair", "pair must look like");
+        assert_err(
+            &e[1],
+            3,
+            24,
+            "defaults.quantity",
+            "`defaults` takes only `pair`, `type`, `side`",
+        );
+        let e =
+            one("version: 1\nbatch: b\ndefaults: BTC-USDC\nqueries: [{ id: f, balances: {} }]\n");
+        assert_err(&e, 3, 11, "defaults", "may set pair, type and side");
+    }
+
+    #[test]
+    fn several_errors_in_one_file_are_all_reported_in_file_order() {
+        let text = "version: 1\nbatch: bad-1\norders:\n  - id: a\n    pair: BTC-USDC\n    side: hold\n    type: limit\n    quantity: \"2\"\n    price: \"24321.00\"\n  - id: b\n    pair: BTC-USDC\n    side: buy\n    type: market\n    quantity: \"1\"\n    price: \"10\"\n  - id: a\n    pair: btc\n    side: sell\n    type: limit\n    quantity: \"-1\"\n";
+        let errs = parse(Path::new("bad.yaml"), text).unwrap_err();
+        let got: Vec<(usize, &str)> = errs.0.iter().map(|e| (e.line, e.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (6, "orders[0] (a).side"),
+                (15, "orders[1] (b).price"),
+                (16, "orders[2] (a).price"),
+                (16, "orders[2] (a).id"),
+                (17, "orders[2] (a).pair"),
+                (20, "orders[2] (a).quantity"),
+            ]
+        );
+        let shown = errs.to_string();
+        assert!(
+            shown.starts_with("bad.yaml:6:11: orders[0] (a).side: side must be"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 7);
+        assert!(
+            shown.ends_with("\n6 errors in bad.yaml; nothing was sent or written"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn display_of_one_error_and_of_many() {
+        let e = BatchError {
+            path: PathBuf::from("examples/x.yaml"),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: "cannot read".into(),
+        };
+        assert_eq!(e.to_string(), "examples/x.yaml: cannot read");
+        let one = BatchErrors(vec![e.clone()]);
+        assert_eq!(
+            one.to_string(),
+            "examples/x.yaml: cannot read\n1 error in examples/x.yaml; nothing was sent or written"
+        );
+        let many = BatchErrors(vec![e; MAX_SHOWN_ERRORS + 5]);
+        let text = many.to_string();
+        assert_eq!(text.lines().count(), MAX_SHOWN_ERRORS + 2);
+        assert!(text.contains("... and 5 more not shown"), "{text}");
+        assert!(text.ends_with("105 errors in examples/x.yaml; nothing was sent or written"));
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = one(&with_order(
+            "{ id: a, pair: \"BTC\\nUSDC\", side: buy, type: market, quantity: '1' }",
+        ));
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.message.contains("BTC\\nUSDC"), "{e}");
+    }
+
+    #[test]
+    fn too_many_orders_are_refused() {
+        let mut text = String::from("version: 1\nbatch: b\norders:\n");
+        for _ in 0..=MAX_ORDERS {
+            text.push_str("- {}\n");
+        }
+        let e = one(&text);
+        assert_err(&e, 3, 1, "orders", "more than the limit of 100000");
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_unreadable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let e = load(&missing).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!((e.0[0].line, e.0[0].column), (0, 0));
+        assert!(
+            e.0[0].message.starts_with("cannot read the batch file"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("nope.yaml"), "{e}");
+
+        let bad = dir.path().join("latin1.yaml");
+        std::fs::write(&bad, b"version: 1\nbatch: caf\xe9\n").unwrap();
+        let e = load(&bad).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].column), (2, 11), "{e}");
+        assert!(e.0[0].message.contains("not UTF-8"), "{e}");
+
+        let good = dir.path().join("full.yaml");
+        std::fs::write(&good, FULL).unwrap();
+        let b = load(&good).unwrap();
+        assert_eq!(b.path, good);
+        assert_eq!(b.file_sha256, hex::encode(Sha256::digest(FULL.as_bytes())));
+    }
+
+    #[test]
+    fn example_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let quick = load(&dir.join("quickstart.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(quick.id, "quickstart-2026-11");
+        assert_eq!(quick.orders.len(), 5);
+        assert_eq!(quick.queries.len(), 4);
+        let pairs: Vec<&str> = quick
+            .orders
+            .iter()
+            .map(|o| o.intent.pair.as_str())
+            .collect();
+        assert!(pairs.contains(&"SOL-USDC") && pairs.contains(&"ETH-USDC"));
+        assert!(quick
+            .orders
+            .iter()
+            .any(|o| o.intent.kind == OrderType::Market && o.intent.side == Side::Sell));
+
+        let invalid = load(&dir.join("invalid.yaml")).unwrap_err();
+        let lines: Vec<usize> = invalid.0.iter().map(|e| e.line).collect();
+        assert_eq!(
+            lines,
+            vec![13, 19, 20, 24, 25, 26, 27, 28, 35, 37],
+            "{invalid}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decimal_text_round_trips_exactly(int in "[0-9]{1,14}", frac in proptest::option::of("[0-9]{1,14}")) {
+            let text = match frac {
+                Some(f) => format!("{int}.{f}"),
+                None => int,
+            };
+            prop_assume!(text.parse::<Amount>().is_ok());
+            for written in [text.clone(), format!("\"{text}\""), format!("'{text}'")] {
+                let yaml = with_order(&format!(
+                    "id: a\n    pair: BTC-USDC\n    side: buy\n    type: limit\n    quantity: {written}\n    price: {written}"
+                ));
+                let b = parse(path(), &yaml).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let i = &b.orders[0].intent;
+                prop_assert_eq!(i.quantity.text(), text.as_str());
+                prop_assert_eq!(i.price.as_ref().map(Amount::text), Some(text.as_str()));
+            }
+        }
+    }
+}

@@ -252,7 +252,9 @@ mod tests {
         let a: Amount = "24321.00".parse().unwrap();
         assert_eq!(a.text(), "24321.00");
         assert_eq!(a.value(), Decimal::new(2432100, 2));
-        for bad in ["", "-1", "+1", "1e3", "1.", ".5", "0", "0.000", "1,000", " 1", "abc"] {
+        for bad in [
+            "", "-1", "+1", "1e3", "1.", ".5", "0", "0.000", "1,000", " 1", "abc",
+        ] {
             assert!(bad.parse::<Amount>().is_err(), "{bad:?} should be refused");
         }
     }
@@ -260,7 +262,15 @@ mod tests {
     #[test]
     fn pair_shape() {
         assert!("BTC-USDC".parse::<Pair>().is_ok());
-        for bad in ["btc-usdc", "BTCUSDC", "BTC-", "-USDC", "BTC-USDC-X", "B-USDC", "BTC-BTC"] {
+        for bad in [
+            "btc-usdc",
+            "BTCUSDC",
+            "BTC-",
+            "-USDC",
+            "BTC-USDC-X",
+            "B-USDC",
+            "BTC-BTC",
+        ] {
             assert!(bad.parse::<Pair>().is_err(), "{bad:?} should be refused");
         }
     }
