@@ -1,0 +1,319 @@
+//! A Haqqex-compatible exchange on loopback: the sandbox.
+//!
+//! Why it exists: hqx's promise is "every order exactly once", and that
+//! can only be shown against an exchange that misbehaves on demand. The
+//! real exchange cannot be asked to drop an answer after accepting an
+//! order, or to be killed mid-request. The sandbox implements the
+//! contract's published facts and every assumption in [`crate::venue`]
+//! (paths, timestamp window, client order ids), with:
+//!
+//! - the real authentication (HMAC over the exact bytes received, a GET
+//!   carrying `{}` as the published sample client sends it);
+//! - an account with funds, house liquidity around a reference price,
+//!   fills, resting orders, cancels, trades and balances;
+//! - seeded, replayable faults ([`FaultSpec`]): latency, 5xx, answers
+//!   lost after the order was committed, reset connections, 429s, stalls;
+//! - an optional rate limit;
+//! - an optional state file, an append-only log written before each
+//!   answer, so state survives restarts and `kill -9` of its host;
+//! - `GET /sandbox/orders` (no auth, never faulted): every order it
+//!   accepted with the raw body received, so tests can compare what hqx
+//!   sent with what it journaled.
+//!
+//! It runs inside `hqx run --sandbox`, `hqx sandbox`, and the tests.
+//! Submodules: `faults` (the spec and its seeded draws), `exchange` (the
+//! books, pure), `store` (the state file), `http` (routing, auth,
+//! endpoints). This file holds the public API and the accept loop.
+
+mod exchange;
+mod faults;
+mod http;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{Quota, RateLimiter};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::sign::Secret;
+use crate::venue::Venue;
+
+pub use faults::{FaultSpec, DEFAULT_STALL_FOR};
+
+use faults::FaultState;
+use http::{lock, RateLimit, Routes, Shared};
+use store::Books;
+
+/// How long [`Sandbox::shutdown`] waits for requests in flight before it
+/// drops their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The one API key it accepts.
+    pub api_key: String,
+    /// The secret that key signs with.
+    pub secret: Secret,
+    /// Where to keep state across restarts; `None` keeps it in memory.
+    pub state_path: Option<PathBuf>,
+    /// Requests per second it accepts on API routes (burst the same);
+    /// `None` for no limit.
+    pub rate: Option<u32>,
+    /// Faults to inject from the start.
+    pub faults: FaultSpec,
+    /// Seed of the fault draws.
+    pub seed: u64,
+    /// Paths served and the timestamp window (the venue's assumptions).
+    pub venue: Venue,
+}
+
+impl SandboxConfig {
+    /// A configuration with no state file, no rate limit, no faults, seed
+    /// 0 and the default venue.
+    pub fn new(api_key: impl Into<String>, secret: Secret) -> Self {
+        SandboxConfig {
+            api_key: api_key.into(),
+            secret,
+            state_path: None,
+            rate: None,
+            faults: FaultSpec::default(),
+            seed: 0,
+            venue: Venue::default(),
+        }
+    }
+}
+
+/// A fresh key pair in the shape Haqqex issues: the API key a UUID v4, the
+/// secret 32 URL-safe characters (`A-Z a-z 0-9 _ -`) from the OS's
+/// random source.
+pub fn generate_credentials() -> (String, Secret) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut rng = rand::rngs::OsRng;
+    let secret: String = (0..32)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    (uuid::Uuid::new_v4().to_string(), Secret::new(secret))
+}
+
+/// One order as the sandbox received it: what `GET /sandbox/orders`
+/// lists (camelCase on the wire).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedOrder {
+    /// Acceptance sequence number, from 1, continuing across restarts.
+    pub seq: u64,
+    /// The exchange's order id.
+    pub id: String,
+    /// The pair, e.g. `BTC-USDC`.
+    pub pair: String,
+    /// `limit` or `market`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// The quantity as received.
+    pub quantity: String,
+    /// The limit price as received; `None` for market orders.
+    pub price: Option<String>,
+    /// The client order id, where the venue profile enables one.
+    pub client_order_id: Option<String>,
+    /// The request body exactly as received.
+    pub received_body: String,
+    /// When it was accepted, ms since the epoch.
+    pub created_at: i64,
+    /// `open`, `filled` or `cancelled`, as it stands now.
+    pub status: String,
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The configuration cannot be served (e.g. a bad venue path).
+    #[error("invalid sandbox configuration: {0}")]
+    Config(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The state file could not be opened, read or replayed.
+    #[error("sandbox state file {}: {message}", path.display())]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// A running sandbox. Stop it with [`Sandbox::shutdown`]; dropping it
+/// stops it too, without waiting.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Replay the state file (if any), bind `addr` (port 0 picks a free
+    /// port), and serve on the current tokio runtime. Returns once
+    /// listening.
+    pub async fn start(config: SandboxConfig, addr: SocketAddr) -> Result<Sandbox, SandboxError> {
+        let routes = Routes::new(&config.venue.paths).map_err(SandboxError::Config)?;
+        let limiter = match config.rate {
+            None => None,
+            Some(n) => {
+                let n = NonZeroU32::new(n).ok_or_else(|| {
+                    SandboxError::Config(
+                        "rate must be at least 1 request/s; leave it unset for no limit".into(),
+                    )
+                })?;
+                Some(RateLimit {
+                    limiter: RateLimiter::direct(Quota::per_second(n).allow_burst(n)),
+                    per_second: n.get(),
+                })
+            }
+        };
+        let path = config.state_path.clone();
+        let books = tokio::task::spawn_blocking(move || Books::open(path.as_deref()))
+            .await
+            .map_err(|e| SandboxError::Config(format!("replaying the state file failed: {e}")))??;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            api_key: config.api_key,
+            secret: config.secret,
+            timestamp_window_ms: config.venue.timestamp_window_ms,
+            trades_page_limit: config.venue.trades_page_limit.max(1),
+            client_order_id_field: config.venue.client_order_id_field.clone(),
+            routes,
+            books: Mutex::new(books),
+            faults: Mutex::new(FaultState::new(config.faults, config.seed)),
+            limiter,
+            shutdown: stopped.clone(),
+        });
+        let server = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
+        tracing::debug!(addr = %local, "sandbox listening");
+        Ok(Sandbox {
+            shared,
+            addr: local,
+            stop,
+            server,
+        })
+    }
+
+    /// The base URL to give a client, e.g. `http://127.0.0.1:41234`.
+    pub fn base_url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// Replace the faults in force and restart their draws from `seed`.
+    pub fn set_faults(&self, faults: FaultSpec, seed: u64) {
+        *lock(&self.shared.faults) = FaultState::new(faults, seed);
+    }
+
+    /// Every order accepted, in sequence: the data of `GET /sandbox/orders`.
+    pub fn accepted_orders(&self) -> Vec<AcceptedOrder> {
+        http::accepted_orders(&self.shared)
+    }
+
+    /// Stop: no new connections; requests in flight finish (stalls end at
+    /// once with their 504), idle connections close. Waits at most a few
+    /// seconds, then drops what is left.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+    }
+}
+
+/// Resolves once the sandbox is told to stop, or its handle is dropped.
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Accept connections until told to stop, then drain them.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    let for_conns = stop.clone();
+    loop {
+        tokio::select! {
+            // Also ends when the `Sandbox` is dropped (the sender goes).
+            _ = stopped(&mut stop) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(serve_connection(stream, shared.clone(), for_conns.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: do not spin.
+                    tracing::warn!("sandbox cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+}
+
+/// Serve one HTTP/1.1 connection; on stop, finish the request in flight
+/// and close.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| http::serve(shared.clone(), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::trace!("sandbox connection ended: {e}");
+            }
+            return;
+        }
+        _ = stopped(&mut stop) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
