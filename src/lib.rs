@@ -14,7 +14,9 @@
 //! - [`cli`]: the command line.
 
 pub mod batch;
+pub mod journal;
 pub mod model;
+pub mod order;
 pub mod sandbox;
 pub mod sign;
 pub mod venue;

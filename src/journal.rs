@@ -1,0 +1,962 @@
+//! The SQLite journal: the single source of truth about what hqx did.
+//!
+//! All SQL lives here and in `migrations/`. [`Journal`] owns the
+//! connection, its pragmas and its transactions; everyone else calls typed
+//! functions. During a run, the journal lives on its own thread
+//! ([`JournalWriter`]) so that SQLite never blocks the async executor, and
+//! writes that arrive together are committed together (group commit): a
+//! thousand orders marked `sending` at once cost one transaction, not a
+//! thousand.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+
+use crate::batch::Batch;
+use crate::order::OrderState;
+
+/// The migrations, in order. Only ever append.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+/// What went wrong with the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// SQLite failed.
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        /// The journal file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The journal was written by a newer hqx.
+    #[error("journal {path} has schema version {found}, but this hqx knows only up to {known}; use a newer hqx, or point --journal at another file")]
+    TooNew {
+        /// The journal file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// Migrating failed.
+    #[error("journal {path}: cannot migrate: {message}")]
+    Migration {
+        /// The journal file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A state change did not find the order in the state it expected:
+    /// someone else changed it, or the caller is wrong.
+    #[error("order {batch_id}/{order_id} was expected in state `{expected}` but the journal holds `{found}`")]
+    StateMismatch {
+        /// The batch.
+        batch_id: String,
+        /// The order.
+        order_id: String,
+        /// What the caller expected.
+        expected: String,
+        /// What the journal holds.
+        found: String,
+    },
+    /// The journal thread is gone.
+    #[error("the journal writer stopped: {0}")]
+    WriterGone(String),
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+/// A batch as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRow {
+    /// Batch id.
+    pub id: String,
+    /// Exchange base URL it is bound to.
+    pub base_url: String,
+    /// Public key it is bound to.
+    pub api_key: String,
+}
+
+/// An order as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    /// Batch id.
+    pub batch_id: String,
+    /// Order id within the batch.
+    pub order_id: String,
+    /// Position in the batch file.
+    pub seq: i64,
+    /// Pair, side, type, quantity, price as written.
+    pub pair: String,
+    /// `buy` / `sell`.
+    pub side: String,
+    /// `limit` / `market`.
+    pub kind: String,
+    /// Quantity text.
+    pub quantity: String,
+    /// Price text.
+    pub price: Option<String>,
+    /// The exact body sent.
+    pub body: String,
+    /// Current state.
+    pub state: OrderState,
+    /// Placement requests sent so far.
+    pub attempts: i64,
+    /// The exchange's id, once known.
+    pub exchange_order_id: Option<String>,
+    /// The exchange's status text.
+    pub exchange_status: Option<String>,
+    /// Filled quantity as reported.
+    pub filled_quantity: Option<String>,
+    /// Client order id sent, where the venue supports one.
+    pub client_order_id: Option<String>,
+    /// Last error seen.
+    pub last_error: Option<String>,
+    /// When the intent was journaled.
+    pub created_ms: i64,
+    /// First send.
+    pub first_sent_ms: Option<i64>,
+    /// Latest send.
+    pub last_sent_ms: Option<i64>,
+}
+
+/// How registering a batch went.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// Orders newly journaled as pending.
+    pub added: usize,
+    /// Orders already journaled with the same text.
+    pub known: usize,
+    /// Orders whose text differs from the journal: `(order id, journal body, file body)`.
+    pub conflicts: Vec<(String, String, String)>,
+    /// Journaled orders no longer in the file (left as they are).
+    pub missing_from_file: Vec<String>,
+}
+
+/// A binding mismatch: the batch was journaled against another exchange or key.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindingMismatch {
+    /// What the journal holds.
+    pub journal: BatchRow,
+}
+
+/// One state change of one order, with what the exchange said.
+#[derive(Debug, Clone, Default)]
+pub struct StateChange {
+    /// Batch id.
+    pub batch_id: String,
+    /// Order id.
+    pub order_id: String,
+    /// The run making the change.
+    pub run_id: Option<i64>,
+    /// When.
+    pub at_ms: i64,
+    /// Event name (from [`crate::order::Event::name`]).
+    pub event: &'static str,
+    /// The state the order must be in (checked).
+    pub from: Option<OrderState>,
+    /// The new state.
+    pub to: Option<OrderState>,
+    /// Free text for the event log.
+    pub detail: Option<String>,
+    /// Set the exchange order id.
+    pub exchange_order_id: Option<String>,
+    /// Set the exchange status.
+    pub exchange_status: Option<String>,
+    /// Set the filled quantity.
+    pub filled_quantity: Option<String>,
+    /// Set the average price.
+    pub average_price: Option<String>,
+    /// Set (Some(Some)) or clear (Some(None)) the last error.
+    pub last_error: Option<Option<String>>,
+    /// This change is a send: count an attempt and stamp the send time.
+    pub is_send: bool,
+    /// Client order id for this attempt.
+    pub client_order_id: Option<String>,
+}
+
+/// One HTTP exchange, for the `http_log` table.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRecord {
+    /// The run.
+    pub run_id: Option<i64>,
+    /// When the request started.
+    pub at_ms: i64,
+    /// GET, POST, DELETE.
+    pub method: &'static str,
+    /// Path and query.
+    pub path: String,
+    /// Status, if an answer was seen.
+    pub status: Option<u16>,
+    /// Time to the answer or the error.
+    pub latency_us: i64,
+    /// Error text, if any (never contains secrets).
+    pub error: Option<String>,
+    /// Batch.
+    pub batch_id: Option<String>,
+    /// Batch order for placements.
+    pub order_id: Option<String>,
+}
+
+/// A trade as the exchange reported it.
+#[derive(Debug, Clone, Default)]
+pub struct TradeRow {
+    /// Exchange trade id.
+    pub trade_id: String,
+    /// Exchange order id.
+    pub exchange_order_id: Option<String>,
+    /// Pair.
+    pub pair: Option<String>,
+    /// Side.
+    pub side: Option<String>,
+    /// Price text.
+    pub price: Option<String>,
+    /// Quantity text.
+    pub quantity: Option<String>,
+    /// Fee text.
+    pub fee: Option<String>,
+    /// Fee currency.
+    pub fee_currency: Option<String>,
+    /// Trade time.
+    pub traded_ms: Option<i64>,
+    /// The JSON as received.
+    pub raw: String,
+}
+
+/// A query answer, for the `query_results` table.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// The run.
+    pub run_id: i64,
+    /// Batch.
+    pub batch_id: String,
+    /// Query id.
+    pub query_id: String,
+    /// trades / orders / balances / deposit_address.
+    pub kind: &'static str,
+    /// When.
+    pub fetched_ms: i64,
+    /// The JSON answer, or the error.
+    pub result: std::result::Result<String, String>,
+}
+
+/// The journal: one SQLite connection and the typed operations on it.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+impl Journal {
+    /// Open (creating if needed) and migrate the journal at `path`.
+    ///
+    /// Pragmas are set here, outside the migrations, because they are
+    /// per-connection: WAL so readers (`sqlite3` while a run is going) never
+    /// block the writer; `synchronous=FULL` because an order intent must
+    /// survive power loss, not only a crash, once we say it is journaled;
+    /// a busy timeout so two hqx processes on one journal wait for each
+    /// other instead of failing.
+    pub fn open(path: &Path) -> Result<Journal> {
+        let err = |source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(JournalError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
+        }
+        // Each migration runs in a transaction and records user_version.
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| JournalError::Migration {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The schema version this binary writes.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> JournalError {
+        JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The batch row, if the batch was ever run.
+    pub fn batch(&self, id: &str) -> Result<Option<BatchRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, base_url, api_key FROM batches WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(BatchRow {
+                        id: r.get(0)?,
+                        base_url: r.get(1)?,
+                        api_key: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Compare a batch with the journal without writing: which orders are
+    /// new, known, or conflicting.
+    pub fn compare(&self, batch: &Batch) -> Result<Registration> {
+        let mut reg = Registration::default();
+        let existing = self.orders(&batch.id)?;
+        let by_id: std::collections::HashMap<&str, &OrderRow> =
+            existing.iter().map(|o| (o.order_id.as_str(), o)).collect();
+        let mut in_file = HashSet::new();
+        for spec in &batch.orders {
+            in_file.insert(spec.id.as_str());
+            match by_id.get(spec.id.as_str()) {
+                None => reg.added += 1,
+                Some(row) => {
+                    let body = spec.intent.body(None);
+                    if row.body == body {
+                        reg.known += 1;
+                    } else {
+                        reg.conflicts
+                            .push((spec.id.clone(), row.body.clone(), body));
+                    }
+                }
+            }
+        }
+        reg.missing_from_file = existing
+            .iter()
+            .filter(|o| !in_file.contains(o.order_id.as_str()))
+            .map(|o| o.order_id.clone())
+            .collect();
+        Ok(reg)
+    }
+
+    /// Record the batch and journal every new order as `pending`, in one
+    /// transaction, before anything is sent. Writes nothing when the batch
+    /// is bound to another exchange or key, or when any order conflicts.
+    pub fn register(
+        &mut self,
+        batch: &Batch,
+        base_url: &str,
+        api_key: &str,
+        now_ms: i64,
+    ) -> Result<std::result::Result<Registration, BindingMismatch>> {
+        if let Some(row) = self.batch(&batch.id)? {
+            if row.base_url != base_url || row.api_key != api_key {
+                return Ok(Err(BindingMismatch { journal: row }));
+            }
+        }
+        let reg = self.compare(batch)?;
+        if !reg.conflicts.is_empty() {
+            return Ok(Ok(reg));
+        }
+        let path = self.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(id) DO UPDATE SET file_path = excluded.file_path,
+                                           file_sha256 = excluded.file_sha256",
+            params![
+                batch.id,
+                batch.path.display().to_string(),
+                batch.file_sha256,
+                base_url,
+                api_key,
+                now_ms
+            ],
+        )
+        .map_err(err)?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, price,
+                                         body, state, created_ms, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)
+                     ON CONFLICT(batch_id, order_id) DO NOTHING",
+                )
+                .map_err(err)?;
+            let mut ev = tx
+                .prepare(
+                    "INSERT INTO order_events (batch_id, order_id, at_ms, event, from_state, to_state, detail)
+                     VALUES (?1, ?2, ?3, 'journaled', NULL, 'pending', ?4)",
+                )
+                .map_err(err)?;
+            for (seq, spec) in batch.orders.iter().enumerate() {
+                let i = &spec.intent;
+                let body = i.body(None);
+                let n = ins
+                    .execute(params![
+                        batch.id,
+                        spec.id,
+                        seq as i64,
+                        i.pair.as_str(),
+                        i.side.as_str(),
+                        i.kind.as_str(),
+                        i.quantity.text(),
+                        i.price.as_ref().map(|p| p.text()),
+                        body,
+                        now_ms
+                    ])
+                    .map_err(err)?;
+                if n == 1 {
+                    ev.execute(params![
+                        batch.id,
+                        spec.id,
+                        now_ms,
+                        format!("{}:{}", batch.path.display(), spec.line)
+                    ])
+                    .map_err(err)?;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(Ok(reg))
+    }
+
+    /// Every order of a batch, in file order.
+    pub fn orders(&self, batch_id: &str) -> Result<Vec<OrderRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
+                        attempts, exchange_order_id, exchange_status, filled_quantity,
+                        client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms
+                 FROM orders WHERE batch_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([batch_id], |r| {
+                let state: String = r.get(9)?;
+                Ok(OrderRow {
+                    batch_id: r.get(0)?,
+                    order_id: r.get(1)?,
+                    seq: r.get(2)?,
+                    pair: r.get(3)?,
+                    side: r.get(4)?,
+                    kind: r.get(5)?,
+                    quantity: r.get(6)?,
+                    price: r.get(7)?,
+                    body: r.get(8)?,
+                    state: state.parse().map_err(|e: String| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            9,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })?,
+                    attempts: r.get(10)?,
+                    exchange_order_id: r.get(11)?,
+                    exchange_status: r.get(12)?,
+                    filled_quantity: r.get(13)?,
+                    client_order_id: r.get(14)?,
+                    last_error: r.get(15)?,
+                    created_ms: r.get(16)?,
+                    first_sent_ms: r.get(17)?,
+                    last_sent_ms: r.get(18)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every exchange order id adopted by any journal order (any batch).
+    pub fn exchange_ids_in_use(&self) -> Result<HashSet<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT exchange_order_id FROM orders WHERE exchange_order_id IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let ids = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<HashSet<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Start a run; returns its id.
+    pub fn begin_run(&mut self, batch_id: &str, command: &str, now_ms: i64) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (batch_id, command, started_ms) VALUES (?1, ?2, ?3)",
+                params![batch_id, command, now_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Finish a run with its exit code and a one-line summary.
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        exit_code: i32,
+        summary: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_ms = ?2, exit_code = ?3, summary = ?4 WHERE id = ?1",
+                params![run_id, now_ms, exit_code, summary],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Apply writes in one transaction; each item in its own savepoint so
+    /// one refused state change does not undo the others. Returns one
+    /// result per item.
+    pub fn apply(&mut self, items: &[Write]) -> Result<Vec<Result<()>>> {
+        let path = self.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut tx = self.conn.transaction().map_err(err)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sp = tx.savepoint().map_err(err)?;
+            let r = apply_one(&sp, item, &path);
+            if r.is_ok() {
+                sp.commit().map_err(err)?;
+            } // else dropped: rolled back
+            out.push(r);
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+}
+
+/// One write the journal thread can group with others.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// An order state change.
+    State(StateChange),
+    /// An HTTP exchange.
+    Http(HttpRecord),
+    /// Trades fetched by a run.
+    Trades {
+        /// The run.
+        run_id: i64,
+        /// The trades.
+        trades: Vec<TradeRow>,
+    },
+    /// A query result.
+    Query(QueryResult),
+}
+
+fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<()> {
+    let err = |source| JournalError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    match item {
+        Write::State(c) => {
+            let current: Option<String> = tx
+                .prepare_cached("SELECT state FROM orders WHERE batch_id = ?1 AND order_id = ?2")
+                .map_err(err)?
+                .query_row(params![c.batch_id, c.order_id], |r| r.get(0))
+                .optional()
+                .map_err(err)?;
+            let current = current.unwrap_or_else(|| "<absent>".into());
+            if let Some(from) = c.from {
+                if current != from.as_str() {
+                    return Err(JournalError::StateMismatch {
+                        batch_id: c.batch_id.clone(),
+                        order_id: c.order_id.clone(),
+                        expected: from.as_str().into(),
+                        found: current,
+                    });
+                }
+            }
+            let to =
+                c.to.map(|s| s.as_str().to_string())
+                    .unwrap_or(current.clone());
+            let (clear_error, error) = match &c.last_error {
+                None => (false, None),
+                Some(e) => (true, e.clone()),
+            };
+            tx.prepare_cached(
+                "UPDATE orders SET
+                    state = ?3,
+                    updated_ms = ?4,
+                    exchange_order_id = COALESCE(?5, exchange_order_id),
+                    exchange_status = COALESCE(?6, exchange_status),
+                    filled_quantity = COALESCE(?7, filled_quantity),
+                    average_price = COALESCE(?8, average_price),
+                    last_error = CASE WHEN ?9 THEN ?10 ELSE last_error END,
+                    attempts = attempts + ?11,
+                    first_sent_ms = CASE WHEN ?11 = 1 THEN COALESCE(first_sent_ms, ?4) ELSE first_sent_ms END,
+                    last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
+                    client_order_id = COALESCE(?12, client_order_id)
+                 WHERE batch_id = ?1 AND order_id = ?2",
+            )
+            .map_err(err)?
+            .execute(params![
+                c.batch_id,
+                c.order_id,
+                to,
+                c.at_ms,
+                c.exchange_order_id,
+                c.exchange_status,
+                c.filled_quantity,
+                c.average_price,
+                clear_error,
+                error,
+                c.is_send as i64,
+                c.client_order_id,
+            ])
+            .map_err(err)?;
+            if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
+                tx.prepare_cached(
+                    "INSERT INTO order_events (batch_id, order_id, run_id, at_ms, event, from_state, to_state, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err)?
+                .execute(params![
+                    c.batch_id, c.order_id, c.run_id, c.at_ms, c.event, current, to, c.detail
+                ])
+                .map_err(err)?;
+            }
+        }
+        Write::Http(h) => {
+            tx.prepare_cached(
+                "INSERT INTO http_log (run_id, at_ms, method, path, status, latency_us, error, batch_id, order_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(err)?
+            .execute(params![
+                h.run_id, h.at_ms, h.method, h.path, h.status, h.latency_us, h.error, h.batch_id, h.order_id
+            ])
+            .map_err(err)?;
+        }
+        Write::Trades { run_id, trades } => {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO trades (trade_id, exchange_order_id, pair, side, price, quantity, fee,
+                                         fee_currency, traded_ms, first_run_id, last_run_id, raw)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+                     ON CONFLICT(trade_id) DO UPDATE SET
+                        exchange_order_id = excluded.exchange_order_id, pair = excluded.pair,
+                        side = excluded.side, price = excluded.price, quantity = excluded.quantity,
+                        fee = excluded.fee, fee_currency = excluded.fee_currency,
+                        traded_ms = excluded.traded_ms, last_run_id = excluded.last_run_id,
+                        raw = excluded.raw",
+                )
+                .map_err(err)?;
+            for t in trades {
+                st.execute(params![
+                    t.trade_id,
+                    t.exchange_order_id,
+                    t.pair,
+                    t.side,
+                    t.price,
+                    t.quantity,
+                    t.fee,
+                    t.fee_currency,
+                    t.traded_ms,
+                    run_id,
+                    t.raw
+                ])
+                .map_err(err)?;
+            }
+        }
+        Write::Query(q) => {
+            let (ok, result, error) = match &q.result {
+                Ok(r) => (1, Some(r.as_str()), None),
+                Err(e) => (0, None, Some(e.as_str())),
+            };
+            tx.prepare_cached(
+                "INSERT INTO query_results (run_id, batch_id, query_id, kind, fetched_ms, ok, result, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(err)?
+            .execute(params![q.run_id, q.batch_id, q.query_id, q.kind, q.fetched_ms, ok, result, error])
+            .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+type Call = Box<dyn FnOnce(&mut Journal) + Send>;
+
+enum Msg {
+    Write(Vec<Write>, Option<tokio::sync::oneshot::Sender<Result<()>>>),
+    Call(Call),
+}
+
+/// A handle to the journal thread. Cheap to clone.
+#[derive(Clone)]
+pub struct JournalWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Most writes grouped into one transaction.
+const GROUP_MAX: usize = 4096;
+
+impl JournalWriter {
+    /// Move the journal onto its own thread.
+    pub fn spawn(mut journal: Journal) -> (JournalWriter, JoinHandle<Journal>) {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let handle = std::thread::Builder::new()
+            .name("hqx-journal".into())
+            .spawn(move || {
+                let mut pending: Vec<Msg> = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    pending.push(first);
+                    while pending.len() < GROUP_MAX {
+                        match rx.try_recv() {
+                            Ok(m) => pending.push(m),
+                            Err(_) => break,
+                        }
+                    }
+                    run_group(&mut journal, &mut pending);
+                }
+                journal
+            })
+            .expect("spawn the journal thread");
+        (JournalWriter { tx }, handle)
+    }
+
+    /// Write and wait until committed. Use before anything that must only
+    /// happen once the write is durable (sending an order).
+    pub async fn write_durable(&self, items: Vec<Write>) -> Result<()> {
+        let (ack, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Msg::Write(items, Some(ack)))
+            .map_err(|_| JournalError::WriterGone("channel closed".into()))?;
+        rx.await
+            .map_err(|_| JournalError::WriterGone("no answer".into()))?
+    }
+
+    /// Write without waiting (it is committed with the next group).
+    pub fn write(&self, items: Vec<Write>) {
+        let _ = self.tx.send(Msg::Write(items, None));
+    }
+
+    /// Run a function on the journal thread and return its result.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Journal) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (ack, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Msg::Call(Box::new(move |j| {
+                let _ = ack.send(f(j));
+            })))
+            .map_err(|_| JournalError::WriterGone("channel closed".into()))?;
+        rx.await
+            .map_err(|_| JournalError::WriterGone("no answer".into()))
+    }
+}
+
+fn run_group(journal: &mut Journal, pending: &mut Vec<Msg>) {
+    // Writes before a call are committed before it runs, so a call sees
+    // everything sent before it.
+    let mut writes: Vec<Write> = Vec::new();
+    let mut acks: Vec<(usize, usize, tokio::sync::oneshot::Sender<Result<()>>)> = Vec::new();
+    let flush =
+        |journal: &mut Journal,
+         writes: &mut Vec<Write>,
+         acks: &mut Vec<(usize, usize, tokio::sync::oneshot::Sender<Result<()>>)>| {
+            if writes.is_empty() && acks.is_empty() {
+                return;
+            }
+            match journal.apply(writes) {
+                Ok(results) => {
+                    let mut results: Vec<Option<Result<()>>> =
+                        results.into_iter().map(Some).collect();
+                    for (start, end, ack) in acks.drain(..) {
+                        let mut r = Ok(());
+                        for slot in &mut results[start..end] {
+                            if let Some(Err(e)) = slot.take() {
+                                r = Err(e);
+                                break;
+                            }
+                        }
+                        let _ = ack.send(r);
+                    }
+                    for r in results.into_iter().flatten() {
+                        if let Err(e) = r {
+                            tracing::error!("journal write refused: {e}");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("journal transaction failed: {e}");
+                    for (_, _, ack) in acks.drain(..) {
+                        let _ = ack.send(Err(JournalError::WriterGone(e.to_string())));
+                    }
+                }
+            }
+            writes.clear();
+        };
+    for msg in pending.drain(..) {
+        match msg {
+            Msg::Write(items, ack) => {
+                let start = writes.len();
+                writes.extend(items);
+                if let Some(ack) = ack {
+                    acks.push((start, writes.len(), ack));
+                }
+            }
+            Msg::Call(f) => {
+                flush(journal, &mut writes, &mut acks);
+                f(journal);
+            }
+        }
+    }
+    flush(journal, &mut writes, &mut acks);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn a_journal_from_a_newer_hqx_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        Journal::open(&p).unwrap();
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = Journal::open(&p).unwrap_err();
+        assert!(matches!(e, JournalError::TooNew { found: 99, .. }), "{e}");
+        assert!(e.to_string().contains("newer hqx"));
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let j = Journal::open(&p).unwrap();
+        j.conn
+            .execute(
+                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1)",
+                [],
+            )
+            .unwrap();
+        drop(j);
+        let j = Journal::open(&p).unwrap();
+        assert!(j.batch("b").unwrap().is_some());
+        let v: i64 = j
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, Journal::schema_version());
+        let mode: String = j
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_state_change_from_the_wrong_state_is_refused_and_others_still_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'pending', 1, 1),
+                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{}', 'pending', 1, 1);",
+            )
+            .unwrap();
+        let ch = |id: &str, from| {
+            Write::State(StateChange {
+                batch_id: "b".into(),
+                order_id: id.into(),
+                at_ms: 5,
+                event: "send",
+                from: Some(from),
+                to: Some(OrderState::Sending),
+                is_send: true,
+                ..Default::default()
+            })
+        };
+        let r = j
+            .apply(&[ch("x", OrderState::Open), ch("y", OrderState::Pending)])
+            .unwrap();
+        assert!(matches!(r[0], Err(JournalError::StateMismatch { .. })));
+        assert!(r[1].is_ok());
+        let rows = j.orders("b").unwrap();
+        assert_eq!(rows[0].state, OrderState::Pending);
+        assert_eq!(rows[1].state, OrderState::Sending);
+        assert_eq!(rows[1].attempts, 1);
+        assert_eq!(rows[1].last_sent_ms, Some(5));
+    }
+
+    #[test]
+    fn one_exchange_order_cannot_be_adopted_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id)
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'open', 1, 1, 'E1');",
+            )
+            .unwrap();
+        let dup = j.conn.execute(
+            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id)
+             VALUES ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{}', 'open', 1, 1, 'E1')",
+            [],
+        );
+        assert!(dup.is_err());
+    }
+}
