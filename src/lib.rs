@@ -14,6 +14,7 @@
 //! - [`cli`]: the command line.
 
 pub mod batch;
+pub mod client;
 pub mod journal;
 pub mod model;
 pub mod order;

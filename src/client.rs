@@ -1,0 +1,540 @@
+//! The signed, rate-limited REST client.
+//!
+//! Every request goes through [`Client::send`]: wait for a concurrency slot
+//! and the rate limiter, stamp and sign the exact body bytes, send, and
+//! classify what happened by what it proves. The classification is the
+//! heart of exactly-once: [`SendError::NotSent`] means the request provably
+//! never reached the exchange (the connection was never made), so it may be
+//! sent again; [`SendError::NoAnswer`] means it may have arrived, so a
+//! placement must not be blindly resent.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::journal::HttpRecord;
+use crate::sign::{sign, Secret};
+use crate::venue::Venue;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An API key pair, with its expiry when known.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The public key (`x-api-key`).
+    pub api_key: String,
+    /// The private key; never printed.
+    pub secret: Secret,
+    /// `expiredAt` from the exchange's key object, when known.
+    pub expires_at: Option<String>,
+}
+
+impl Credentials {
+    /// Read the exchange's own key object (`{apiKey, secretKey, expiredAt, ...}`).
+    pub fn from_key_file(path: &std::path::Path) -> Result<Credentials, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct KeyObject {
+            api_key: String,
+            secret_key: String,
+            expired_at: Option<String>,
+        }
+        let k: KeyObject = serde_json::from_str(&text).map_err(|e| {
+            // serde_json's message never quotes the input, so no secret leaks here.
+            format!(
+                "key file {} is not the exchange's key object ({{\"apiKey\", \"secretKey\", \"expiredAt\", ...}}): {e}",
+                path.display()
+            )
+        })?;
+        Ok(Credentials {
+            api_key: k.api_key,
+            secret: Secret::new(k.secret_key),
+            expires_at: k.expired_at,
+        })
+    }
+
+    /// Refuse a key whose `expiredAt` has passed, before any request.
+    pub fn check_expiry(&self, now_ms: i64) -> Result<(), String> {
+        let Some(at) = &self.expires_at else {
+            return Ok(());
+        };
+        let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("the key's expiredAt `{at}` is not an ISO-8601 time: {e}"))?;
+        let exp_ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        if exp_ms <= now_ms {
+            return Err(format!(
+                "API key {} expired at {at}; create a new key on Haqqex and pass it with --key-file or HAQQEX_PUBLIC_KEY/HAQQEX_PRIVATE_KEY",
+                self.api_key
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the client is set up.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, no trailing slash.
+    pub base_url: String,
+    /// Venue assumptions (paths, timeouts).
+    pub venue: Venue,
+    /// Requests per second.
+    pub rate: u32,
+    /// Burst.
+    pub burst: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// A request that got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The request provably never reached the exchange.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request may have reached the exchange; no answer was seen.
+    #[error("no answer: {0}")]
+    NoAnswer(String),
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+    /// `Retry-After`, when the exchange sent one.
+    pub retry_after: Option<Duration>,
+    /// The exchange's clock (`Date` header), when sent.
+    pub server_time: Option<SystemTime>,
+}
+
+impl Reply {
+    /// The message of an error body (`message`, `error`, `msg`), or the raw text.
+    pub fn message(&self) -> String {
+        let v: Option<Value> = serde_json::from_str(&self.body).ok();
+        let m = v.as_ref().and_then(|v| {
+            ["message", "error", "msg", "detail"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(Value::as_str))
+                .map(str::to_string)
+        });
+        let text = m.unwrap_or_else(|| self.body.chars().take(300).collect());
+        format!("HTTP {}: {}", self.status, text)
+    }
+
+    /// How far the exchange's clock is ahead of ours, in seconds, if known.
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        let server = self.server_time?;
+        let ours = SystemTime::now();
+        Some(match server.duration_since(ours) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        })
+    }
+}
+
+/// The HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET (sent with the `{}` body, as the sample client does).
+    Get,
+    /// POST.
+    Post,
+    /// DELETE (sent with the `{}` body).
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// Permission to send one request now: a concurrency slot, taken after
+/// the rate limiter let it through.
+pub struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// The signed client.
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+    creds: Credentials,
+    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
+    rate: AtomicU32,
+    paused_until: Mutex<Option<Instant>>,
+    slots: Semaphore,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.cfg.base_url)
+            .field("api_key", &self.creds.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn limiter(rate: u32, burst: u32) -> Arc<DefaultDirectRateLimiter> {
+    let rate = std::num::NonZeroU32::new(rate.max(1)).expect("max(1)");
+    let burst = std::num::NonZeroU32::new(burst.max(1)).expect("max(1)");
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl Client {
+    /// Build a client.
+    pub fn new(cfg: ClientConfig, creds: Credentials) -> Result<Client, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.venue.request_timeout_ms))
+            .connect_timeout(Duration::from_millis(
+                cfg.venue.request_timeout_ms.min(5_000),
+            ))
+            .pool_max_idle_per_host(cfg.concurrency.max(1))
+            .user_agent(concat!("hqx/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            limiter: Mutex::new(limiter(cfg.rate, cfg.burst)),
+            rate: AtomicU32::new(cfg.rate),
+            paused_until: Mutex::new(None),
+            slots: Semaphore::new(cfg.concurrency.max(1)),
+            cfg,
+            creds,
+        })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.cfg.base_url
+    }
+
+    /// The venue profile in use.
+    pub fn venue(&self) -> &Venue {
+        &self.cfg.venue
+    }
+
+    /// The public key.
+    pub fn api_key(&self) -> &str {
+        &self.creds.api_key
+    }
+
+    /// The request rate now in force (lowered after a 429).
+    pub fn current_rate(&self) -> u32 {
+        self.rate.load(Ordering::Relaxed)
+    }
+
+    /// After a 429: pause every request for `retry_after` and halve the
+    /// rate for the rest of the run.
+    pub fn back_off(&self, retry_after: Duration) {
+        let now = Instant::now();
+        let until = now + retry_after;
+        let already_paused = {
+            let mut p = self.paused_until.lock().expect("lock");
+            let already = p.is_some_and(|t| t > now);
+            if p.is_none_or(|t| t < until) {
+                *p = Some(until);
+            }
+            already
+        };
+        // Many requests in flight hit the same limit at once: halve once
+        // per pause, not once per 429.
+        if already_paused {
+            return;
+        }
+        let old = self.rate.load(Ordering::Relaxed);
+        let new = (old / 2).max(1);
+        if new < old
+            && self
+                .rate
+                .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let burst = self.cfg.burst.min(new).max(1);
+            *self.limiter.lock().expect("lock") = limiter(new, burst);
+            tracing::warn!("rate limited by the exchange: slowing to {new} requests/s");
+        }
+    }
+
+    /// Send one signed request. Returns what happened and the record for
+    /// the journal's `http_log` (never holding key, signature or body).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> (Result<Reply, SendError>, HttpRecord) {
+        let slot = self.slot().await;
+        self.send_in(&slot, method, path_and_query, body).await
+    }
+
+    /// Wait for a concurrency slot, any 429 pause, and the rate limiter.
+    /// The executor takes the slot *before* journaling an order as
+    /// `sending`, so only orders that are really about to leave are
+    /// marked, and the journal write happens inside the slot.
+    pub async fn slot(&self) -> Slot<'_> {
+        let permit = self.slots.acquire().await.expect("semaphore never closed");
+        let pause = *self.paused_until.lock().expect("lock");
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        let lim = self.limiter.lock().expect("lock").clone();
+        lim.until_ready().await;
+        Slot { _permit: permit }
+    }
+
+    /// Send one signed request inside a slot taken with [`Client::slot`].
+    pub async fn send_in(
+        &self,
+        _slot: &Slot<'_>,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> (Result<Reply, SendError>, HttpRecord) {
+        // GETs and DELETEs carry `{}` like the published sample client.
+        let body = body.unwrap_or("{}");
+        let ts = now_ms();
+        let ts_text = ts.to_string();
+        let signature = sign(&self.creds.secret, &ts_text, body.as_bytes());
+        let url = format!("{}{}", self.cfg.base_url, path_and_query);
+        let m = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let started = Instant::now();
+        let result = self
+            .http
+            .request(m, &url)
+            .header("x-api-key", &self.creds.api_key)
+            .header("x-api-timestamp", &ts_text)
+            .header("x-api-sign", signature)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let result = match result {
+            Err(e) => Err(classify(&e)),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                match resp.text().await {
+                    Err(e) => Err(SendError::NoAnswer(format!(
+                        "HTTP {status} but the body was cut: {}",
+                        describe(&e)
+                    ))),
+                    Ok(text) => Ok(Reply {
+                        status,
+                        body: text,
+                        retry_after: headers
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs),
+                        server_time: headers
+                            .get("date")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| httpdate::parse_http_date(v).ok()),
+                    }),
+                }
+            }
+        };
+        let record = HttpRecord {
+            run_id: None,
+            at_ms: ts,
+            method: method.as_str(),
+            path: path_and_query.to_string(),
+            status: result.as_ref().ok().map(|r| r.status),
+            latency_us: started.elapsed().as_micros() as i64,
+            error: result.as_ref().err().map(|e| e.to_string()),
+            batch_id: None,
+            order_id: None,
+        };
+        (result, record)
+    }
+}
+
+/// The chain of causes of a reqwest error, without the URL's query (which
+/// carries nothing secret, but keeps messages short).
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.without_url_ref().to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        if self.is_timeout() {
+            "timed out".into()
+        } else if self.is_connect() {
+            "cannot connect".into()
+        } else {
+            "request failed".into()
+        }
+    }
+}
+
+/// What a reqwest error proves. Only a failure to connect proves the
+/// request never left; a timeout or a connection closed after sending may
+/// hide a request the exchange received. A connect error (refused, DNS, TLS handshake, connect timeout) happens
+/// before the request is written, so it proves the request never left.
+fn classify(e: &reqwest::Error) -> SendError {
+    if e.is_connect() || e.is_builder() {
+        SendError::NotSent(describe(e))
+    } else {
+        SendError::NoAnswer(describe(e))
+    }
+}
+
+/// An order as the exchange reports it, read leniently (the response shape
+/// is not published): `id` or `orderId`, numbers as strings or numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeOrder {
+    /// The exchange's order id.
+    pub id: String,
+    /// Pair.
+    pub pair: Option<String>,
+    /// Side.
+    pub side: Option<String>,
+    /// Type.
+    pub kind: Option<String>,
+    /// Quantity.
+    pub quantity: Option<String>,
+    /// Price.
+    pub price: Option<String>,
+    /// Status text.
+    pub status: Option<String>,
+    /// Filled quantity.
+    pub filled_quantity: Option<String>,
+    /// Average fill price.
+    pub average_price: Option<String>,
+    /// Creation time, ms.
+    pub created_ms: Option<i64>,
+    /// Client order id, where supported.
+    pub client_order_id: Option<String>,
+}
+
+/// A JSON value as text: strings as they are, numbers in their JSON text.
+pub fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The first of several keys present in an object.
+pub fn field<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|k| v.get(*k).filter(|x| !x.is_null()))
+}
+
+/// A time field as ms: a number, a numeric string, or RFC 3339.
+pub fn ms_of(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok().or_else(|| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }),
+        _ => None,
+    }
+}
+
+impl ExchangeOrder {
+    /// Read an order object; `None` when it carries no id.
+    pub fn from_json(v: &Value) -> Option<ExchangeOrder> {
+        let v = field(v, &["order", "data"])
+            .filter(|x| x.is_object())
+            .unwrap_or(v);
+        Some(ExchangeOrder {
+            id: text_of(field(v, &["id", "orderId", "order_id"]))?,
+            pair: text_of(field(v, &["pair", "symbol"])),
+            side: text_of(field(v, &["side"])),
+            kind: text_of(field(v, &["type", "orderType"])),
+            quantity: text_of(field(v, &["quantity", "qty", "amount"])),
+            price: text_of(field(v, &["price"])),
+            status: text_of(field(v, &["status", "state"])),
+            filled_quantity: text_of(field(
+                v,
+                &["filledQuantity", "filled_quantity", "executedQty", "filled"],
+            )),
+            average_price: text_of(field(v, &["averagePrice", "average_price", "avgPrice"])),
+            created_ms: ms_of(field(v, &["createdAt", "created_at", "timestamp", "time"])),
+            client_order_id: text_of(field(v, &["clientOrderId", "client_order_id"])),
+        })
+    }
+}
+
+/// The list in a listing answer: the value itself if an array, else the
+/// first array under a usual key.
+pub fn list_of(v: &Value) -> Option<&Vec<Value>> {
+    if let Value::Array(a) = v {
+        return Some(a);
+    }
+    ["orders", "trades", "data", "items", "result", "balances"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_order_reading() {
+        let v: Value = serde_json::json!({"orderId": 42, "status": "FILLED", "createdAt": "1700000000000", "quantity": 2});
+        let o = ExchangeOrder::from_json(&v).unwrap();
+        assert_eq!(o.id, "42");
+        assert_eq!(o.quantity.as_deref(), Some("2"));
+        assert_eq!(o.created_ms, Some(1_700_000_000_000));
+        assert!(ExchangeOrder::from_json(&serde_json::json!({"status": "open"})).is_none());
+    }
+
+    #[test]
+    fn expired_key_is_refused_and_secret_not_shown() {
+        let c = Credentials {
+            api_key: "k".into(),
+            secret: Secret::new("SUPERSECRET"),
+            expires_at: Some("2023-11-14T09:22:07.235Z".into()),
+        };
+        let e = c.check_expiry(now_ms()).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        assert!(!e.contains("SUPERSECRET") && !format!("{c:?}").contains("SUPERSECRET"));
+        let ok = Credentials {
+            expires_at: Some("2999-01-01T00:00:00Z".into()),
+            ..c
+        };
+        assert!(ok.check_expiry(now_ms()).is_ok());
+    }
+}
