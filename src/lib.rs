@@ -14,7 +14,9 @@
 //! - [`cli`]: the command line.
 
 pub mod batch;
+pub mod cli;
 pub mod client;
+pub mod executor;
 pub mod journal;
 pub mod model;
 pub mod order;
