@@ -1,0 +1,10 @@
+//! Integration tests: the real `hqx` binary against the sandbox exchange on
+//! loopback. One test binary, a module per topic (see `util` for the harness).
+
+mod util;
+
+mod auth;
+mod crash;
+mod faults;
+mod run;
+mod validate;
