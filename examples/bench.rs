@@ -40,11 +40,12 @@ fn main() {
             .unwrap();
         let mut text = String::from("version: 1\nbatch: bench\norders:\n");
         for i in 0..orders {
-            // Half fill at once (trades), half rest on the book.
+            // Half fill at once (trades), half rest on the book; small enough
+            // that 10,000 orders stay within the sandbox's funds.
             let price = if i % 2 == 0 { "25000.00" } else { "20000.00" };
             text.push_str(&format!(
-                "  - {{ id: o{i}, pair: BTC-USDC, side: buy, type: limit, quantity: \"0.0{:04}\", price: \"{price}\" }}\n",
-                i % 9999 + 1
+                "  - {{ id: o{i}, pair: BTC-USDC, side: buy, type: limit, quantity: \"0.00{:03}\", price: \"{price}\" }}\n",
+                i % 999 + 1
             ));
         }
         let file = dir.path().join("batch.yaml");
@@ -64,10 +65,16 @@ fn main() {
                 &concurrency.to_string(),
             ])
             .stdout(Stdio::null())
-            .status()
+            .stderr(Stdio::piped())
+            .output()
             .expect("run hqx; build it first");
         let secs = t.elapsed().as_secs_f64();
-        assert_eq!(st.code(), Some(0));
+        assert_eq!(
+            st.status.code(),
+            Some(0),
+            "hqx run failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
         let placed = sb.accepted_orders().len();
         assert_eq!(placed, orders);
         let rate = orders as f64 / secs;
