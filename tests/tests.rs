@@ -4,6 +4,7 @@
 mod util;
 
 mod auth;
+mod concurrency;
 mod crash;
 mod faults;
 mod run;
