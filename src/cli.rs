@@ -509,6 +509,14 @@ fn run_batch(
                     "interrupted: no new orders will be sent; waiting for requests in flight"
                 );
                 stopper.store(true, std::sync::atomic::Ordering::SeqCst);
+                // A second Ctrl-C means "now": leaving at once is as safe
+                // as a crash, which the next run recovers from.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "interrupted again: exiting now; the next run resolves what was in flight"
+                    );
+                    std::process::exit(exit::INTERRUPTED);
+                }
             }
         });
         let r = exec.run().await;
