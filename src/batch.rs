@@ -734,6 +734,39 @@ impl Check<'_> {
         }
     }
 
+    /// An order's or query's `id`: present, well formed, and not used by an
+    /// earlier item of the same list (`seen`).
+    fn unique_id<'a>(
+        &mut self,
+        fields: &Fields<'a>,
+        pos: Pos,
+        label: &str,
+        seen: &mut HashMap<&'a str, (String, Pos)>,
+        kind: &IdKind,
+    ) -> Option<&'a str> {
+        let at = format!("{label}.id");
+        let Some(f) = fields.get("id") else {
+            if !fields.misspelt("id") {
+                self.err(pos, &at, kind.missing.into());
+            }
+            return None;
+        };
+        let (id, id_pos) = self.id(&at, f, kind.example)?;
+        if let Some((first, first_pos)) = seen.get(id) {
+            self.err(
+                id_pos,
+                &at,
+                format!(
+                    "{} id `{id}` is already used by {first} at line {}; {}: rename one of them",
+                    kind.noun, first_pos.line, kind.rule
+                ),
+            );
+            return None;
+        }
+        seen.insert(id, (label.to_string(), id_pos));
+        Some(id)
+    }
+
     /// The whole batch: its id, orders and queries.
     fn batch(&mut self, root: &Node) -> Option<(String, Vec<OrderSpec>, Vec<QuerySpec>)> {
         let Some(map) = root.as_mapping() else {
@@ -942,37 +975,7 @@ impl Check<'_> {
         let at = |name: &str| format!("{label}.{name}");
         let fields = self.fields(map, ORDER_KEYS, &label, "an order");
 
-        let id = match fields.get("id") {
-            None if fields.misspelt("id") => None,
-            None => {
-                self.err(
-                    pos,
-                    &at("id"),
-                    "missing `id`; give the order an id like `id: buy-1`, unique within the batch and kept the same across reruns (it is how hqx knows an order was already placed)".into(),
-                );
-                None
-            }
-            Some(f) => match self.id(&at("id"), f, "buy-1") {
-                Some((id, id_pos)) => match seen.get(id) {
-                    Some((first, first_pos)) => {
-                        self.err(
-                            id_pos,
-                            &at("id"),
-                            format!(
-                                "order id `{id}` is already used by {first} at line {}; order ids must be unique within the batch: rename one of them",
-                                first_pos.line
-                            ),
-                        );
-                        None
-                    }
-                    None => {
-                        seen.insert(id, (label.clone(), id_pos));
-                        Some(id)
-                    }
-                },
-                None => None,
-            },
-        };
+        let id = self.unique_id(&fields, pos, &label, seen, &ORDER_ID);
 
         let pair = self.preset_field(&fields, "pair", &defaults.pair, pos, &label, "BTC-USDC");
         let side = self.preset_field(&fields, "side", &defaults.side, pos, &label, "buy");
@@ -1102,37 +1105,7 @@ impl Check<'_> {
         let at = |name: &str| format!("{label}.{name}");
         let fields = self.fields(map, QUERY_KEYS, &label, "a query");
 
-        let id = match fields.get("id") {
-            None if fields.misspelt("id") => None,
-            None => {
-                self.err(
-                    pos,
-                    &at("id"),
-                    "missing `id`; give the query an id like `id: funds`, unique among the queries (its result is journaled under it)".into(),
-                );
-                None
-            }
-            Some(f) => match self.id(&at("id"), f, "funds") {
-                Some((id, id_pos)) => match seen.get(id) {
-                    Some((first, first_pos)) => {
-                        self.err(
-                            id_pos,
-                            &at("id"),
-                            format!(
-                                "query id `{id}` is already used by {first} at line {}; query ids must be unique: rename one of them",
-                                first_pos.line
-                            ),
-                        );
-                        None
-                    }
-                    None => {
-                        seen.insert(id, (label.clone(), id_pos));
-                        Some(id)
-                    }
-                },
-                None => None,
-            },
-        };
+        let id = self.unique_id(&fields, pos, &label, seen, &QUERY_ID);
 
         let kinds: Vec<(&str, Field<'_>)> = QUERY_KINDS
             .iter()
@@ -1382,6 +1355,28 @@ fn valid_id(s: &str) -> bool {
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
+
+/// How an order's or a query's id is explained when it is missing or reused.
+struct IdKind {
+    noun: &'static str,
+    example: &'static str,
+    missing: &'static str,
+    rule: &'static str,
+}
+
+const ORDER_ID: IdKind = IdKind {
+    noun: "order",
+    example: "buy-1",
+    missing: "missing `id`; give the order an id like `id: buy-1`, unique within the batch and kept the same across reruns (it is how hqx knows an order was already placed)",
+    rule: "order ids must be unique within the batch",
+};
+
+const QUERY_ID: IdKind = IdKind {
+    noun: "query",
+    example: "funds",
+    missing: "missing `id`; give the query an id like `id: funds`, unique among the queries (its result is journaled under it)",
+    rule: "query ids must be unique",
+};
 
 fn id_rule_message(s: &str) -> String {
     format!(

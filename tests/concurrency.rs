@@ -64,7 +64,10 @@ fn assert_each_once(env: &Env, batch: &str, n: usize) {
         let xid = xid.as_deref().expect("an exchange id");
         assert_eq!(by_id.get(xid), Some(&body.as_str()), "{batch}: {xid}");
         let copies = accepted.iter().filter(|o| o.received_body == *body).count();
-        assert_eq!(copies, 1, "{batch}: {body} reached the exchange {copies} times");
+        assert_eq!(
+            copies, 1,
+            "{batch}: {body} reached the exchange {copies} times"
+        );
     }
 }
 
