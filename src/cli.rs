@@ -446,6 +446,13 @@ fn run_batch(
         base_url.clone()
     };
 
+    // A refusal at the prompt leaves no journal behind: with no journal
+    // yet, every order is to place, so ask before creating it.
+    let ask = !yes && !conn.sandbox && !is_loopback(&base_url);
+    let journal_existed = journal_path.exists();
+    if ask && !journal_existed && !b.orders.is_empty() {
+        confirm(&b, b.orders.len(), &base_url, &creds.api_key)?;
+    }
     let mut journal = Journal::open(journal_path)?;
     let reg = journal.compare(&b)?;
     if !reg.conflicts.is_empty() {
@@ -460,7 +467,7 @@ fn run_batch(
         }
     }
     let to_place = b.orders.len() - reg.known;
-    if to_place > 0 && !yes && !conn.sandbox && !is_loopback(&base_url) {
+    if ask && journal_existed && to_place > 0 {
         confirm(&b, to_place, &base_url, &creds.api_key)?;
     }
     match journal.register(&b, &binding, &creds.api_key, now_ms())? {

@@ -157,6 +157,21 @@ fn a_journal_bound_to_one_exchange_refuses_another() {
 }
 
 #[test]
+fn a_real_exchange_needs_confirmation_and_a_refusal_writes_nothing() {
+    let env = Env::new();
+    let f = env.write("b.yaml", QUICK);
+    // Not loopback (TEST-NET-1): hqx must ask; with no terminal to ask on,
+    // it refuses before creating the journal or sending anything.
+    env.run(&f)
+        .env("HQX_BASE_URL", "https://192.0.2.1")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --yes"));
+    assert!(!env.journal_path().exists());
+    assert!(env.accepted().is_empty());
+}
+
+#[test]
 fn rejected_orders_exit_1_and_are_not_resent() {
     let env = Env::new();
     // 10,000,000 USDC of sandbox funds cannot buy 1,000,000 BTC.
