@@ -110,3 +110,60 @@ fn an_unreachable_exchange_leaves_orders_pending_and_sends_nothing_twice() {
         15
     );
 }
+
+/// Where the venue has a client order id, it is the match: twin orders
+/// (same pair, side, type, quantity and price under different ids), whose
+/// fingerprints cannot tell them apart, each end with the exchange order
+/// that carries their own client order id.
+#[test]
+fn a_client_order_id_venue_matches_twins_by_their_own_id() {
+    let env = Env::with(|c| c.venue.client_order_id_field = Some("clientOrderId".into()));
+    env.set_faults("drop=0.4,error5xx=0.1", 11);
+    let venue = env.write("venue.yaml", "client_order_id_field: clientOrderId\n");
+    let mut text = String::from(
+        "version: 1\nbatch: twins\ndefaults: { pair: BTC-USDC, type: limit }\norders:\n",
+    );
+    for i in 0..15 {
+        for twin in ["a", "b"] {
+            text.push_str(&format!(
+                "  - {{ id: o{i}{twin}, side: buy, quantity: \"0.{:03}\", price: \"25000.00\" }}\n",
+                i + 1
+            ));
+        }
+    }
+    let f = env.write("b.yaml", &text);
+    let venue = venue.to_str().unwrap().to_string();
+    let codes = run_to_completion(&env, &f, &["--venue", &venue]);
+    assert_eq!(codes.last(), Some(&0), "never finished: {codes:?}");
+    env.set_faults("", 0);
+    let lost: i64 = env.one("SELECT count(*) FROM order_events WHERE event = 'lost'");
+    assert!(
+        lost > 0,
+        "the faults left no order unknown; pick another seed"
+    );
+
+    let accepted = env.accepted();
+    assert_eq!(accepted.len(), 30, "one exchange order per batch order");
+    let db = env.db();
+    let mut st = db
+        .prepare("SELECT order_id, client_order_id, exchange_order_id FROM orders")
+        .unwrap();
+    let rows: Vec<(String, Option<String>, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 30);
+    for (order, cid, xid) in rows {
+        let cid = cid.unwrap_or_else(|| panic!("{order}: no client order id journaled"));
+        assert_eq!(cid, hqx::executor::client_order_id("twins", &order));
+        let xid = xid.unwrap_or_else(|| panic!("{order}: not placed"));
+        let on_exchange = accepted.iter().find(|o| o.id == xid).unwrap();
+        assert_eq!(
+            on_exchange.client_order_id.as_deref(),
+            Some(cid.as_str()),
+            "{order} adopted its twin's exchange order"
+        );
+        assert!(on_exchange.received_body.contains(&cid));
+    }
+}
