@@ -96,29 +96,7 @@ pub enum Command {
         absent_grace_ms: u64,
     },
     /// Serve the sandbox exchange on 127.0.0.1 until interrupted.
-    Sandbox {
-        /// Port (0 picks a free one).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// Public key (default: random; also HAQQEX_PUBLIC_KEY).
-        #[arg(long, env = "HAQQEX_PUBLIC_KEY")]
-        api_key: Option<String>,
-        /// Secret key (default: random; also HAQQEX_PRIVATE_KEY).
-        #[arg(long, env = "HAQQEX_PRIVATE_KEY", hide_env_values = true)]
-        secret: Option<String>,
-        /// Keep the exchange's state in this file across restarts.
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Requests per second it accepts before answering 429.
-        #[arg(long)]
-        rate: Option<u32>,
-        /// Injected faults, e.g. latency=5ms,error5xx=0.1,drop=0.1,reset=0.05,limit429=0.05,stall=0.02
-        #[arg(long, default_value = "")]
-        faults: String,
-        /// Seed of the fault draws (same seed, same faults).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Sandbox(SandboxArgs),
     /// Settle an order whose outcome is unknown, by what you know.
     Resolve {
         /// The batch id.
@@ -135,6 +113,36 @@ pub enum Command {
 }
 
 /// A person's verdict on an unknown order.
+/// Options of `hqx sandbox`.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Public key (default: random; also HAQQEX_PUBLIC_KEY).
+    #[arg(long, env = "HAQQEX_PUBLIC_KEY")]
+    pub api_key: Option<String>,
+    /// Secret key (default: random; also HAQQEX_PRIVATE_KEY).
+    #[arg(long, env = "HAQQEX_PRIVATE_KEY", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Keep the exchange's state in this file across restarts.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Requests per second it accepts before answering 429.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Injected faults, e.g. latency=5ms,error5xx=0.1,drop=0.1,reset=0.05,limit429=0.05,stall=0.02
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Seed of the fault draws (same seed, same faults).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Venue profile (YAML): the paths to serve, the timestamp window, and
+    /// whether orders carry a client order id.
+    #[arg(long, env = "HQX_VENUE")]
+    pub venue: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Outcome {
     /// The order is on the exchange.
@@ -184,15 +192,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             yes,
             absent_grace_ms,
         } => run_batch(&cli.journal, file, conn, yes, absent_grace_ms),
-        Command::Sandbox {
-            port,
-            ref api_key,
-            ref secret,
-            ref state,
-            rate,
-            ref faults,
-            seed,
-        } => serve_sandbox(port, api_key, secret, state, rate, faults, seed),
+        Command::Sandbox(ref args) => serve_sandbox(args),
         Command::Resolve {
             ref batch,
             ref order,
@@ -628,27 +628,23 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
     line
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve_sandbox(
-    port: u16,
-    api_key: &Option<String>,
-    secret: &Option<String>,
-    state: &Option<PathBuf>,
-    rate: Option<u32>,
-    faults: &str,
-    seed: u64,
-) -> Result<i32, Failure> {
-    let faults: FaultSpec = faults
+fn serve_sandbox(args: &SandboxArgs) -> Result<i32, Failure> {
+    let port = args.port;
+    let faults: FaultSpec = args
+        .faults
         .parse()
         .map_err(|e: String| Failure::usage(format!("--faults: {e}")))?;
     let (gk, gs) = crate::sandbox::generate_credentials();
-    let key = api_key.clone().unwrap_or(gk);
-    let secret = secret.clone().map(Secret::new).unwrap_or(gs);
+    let key = args.api_key.clone().unwrap_or(gk);
+    let secret = args.secret.clone().map(Secret::new).unwrap_or(gs);
     let mut cfg = SandboxConfig::new(key.clone(), secret.clone());
-    cfg.state_path = state.clone();
-    cfg.rate = rate;
+    cfg.state_path = args.state.clone();
+    cfg.rate = args.rate;
     cfg.faults = faults;
-    cfg.seed = seed;
+    cfg.seed = args.seed;
+    if let Some(p) = &args.venue {
+        cfg.venue = Venue::load(p).map_err(Failure::usage)?;
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let sb = Sandbox::start(cfg, ([127, 0, 0, 1], port).into())

@@ -228,3 +228,69 @@ fn sandbox_flag_runs_the_quickstart_with_no_keys_and_reruns_cleanly() {
     let state = std::fs::read_to_string(dir.path().join("hqx.db.sandbox.jsonl")).unwrap();
     assert!(!state.is_empty());
 }
+
+/// `hqx sandbox` as a user starts it: it prints its URL and key pair, serves
+/// a venue profile's paths and client order ids, and `hqx run` with the
+/// same profile places through it.
+#[test]
+fn the_standalone_sandbox_serves_a_venue_profile() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let venue = dir.path().join("venue.yaml");
+    std::fs::write(
+        &venue,
+        "client_order_id_field: clientOrderId\npaths: { my_orders: /trading/api/v2/orders/my }\n",
+    )
+    .unwrap();
+    let mut sandbox = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
+        .env_clear()
+        .args(["sandbox", "--port", "0", "--venue"])
+        .arg(&venue)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sandbox.stdout.take().unwrap()).lines();
+    let mut vars = std::collections::HashMap::new();
+    while vars.len() < 3 {
+        let line = lines
+            .next()
+            .expect("the sandbox printed its settings")
+            .unwrap();
+        if let Some((k, v)) = line.split_once('=') {
+            vars.insert(k.to_string(), v.to_string());
+        }
+    }
+    let run = assert_cmd::Command::cargo_bin("hqx")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(&vars)
+        .args(["run", "--rate", "1000", "--venue"])
+        .arg(&venue)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/quickstart.yaml"
+        ))
+        .output()
+        .unwrap();
+    let url = format!("{}/sandbox/orders", vars["HQX_BASE_URL"]);
+    let accepted: Vec<hqx::sandbox::AcceptedOrder> = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() });
+    std::process::Command::new("kill")
+        .args(["-INT", &sandbox.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(sandbox.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(accepted.len(), 5);
+    for o in &accepted {
+        let cid = o.client_order_id.as_deref().expect("a client order id");
+        assert!(o.received_body.contains(cid));
+    }
+}
