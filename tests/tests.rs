@@ -7,5 +7,7 @@ mod auth;
 mod concurrency;
 mod crash;
 mod faults;
+mod interrupt;
+mod resolve;
 mod run;
 mod validate;
