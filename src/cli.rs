@@ -531,12 +531,21 @@ fn run_batch(
             sb.shutdown().await;
         }
         r
-    })?;
+    });
+    // Whatever the run's outcome, let the journal thread write everything
+    // still queued (answers of requests that completed) before leaving.
     drop(exec);
     drop(writer);
     let mut journal = thread
         .join()
         .map_err(|_| Failure::failed("the journal thread panicked"))?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = journal.finish_run(run_id, exit::FAILED, &format!("error: {e}"), now_ms());
+            return Err(e.into());
+        }
+    };
     let summary = print_report(&b, &report, journal_path);
     journal.finish_run(run_id, report.exit_code, &summary, now_ms())?;
     Ok(report.exit_code)

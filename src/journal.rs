@@ -560,7 +560,13 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let mut tx = self.conn.transaction().map_err(err)?;
+        // IMMEDIATE: take the write lock up front. A deferred transaction
+        // that reads first cannot wait for another writer (SQLite returns
+        // BUSY at once on the upgrade), and two batches may share a journal.
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint().map_err(err)?;
