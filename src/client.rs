@@ -472,6 +472,19 @@ pub fn ms_of(v: Option<&Value>) -> Option<i64> {
 }
 
 impl ExchangeOrder {
+    /// Whether every field a fingerprint compares is there (a limit order's
+    /// price included), so that a mismatch means "not this order".
+    pub fn is_complete(&self) -> bool {
+        self.pair.is_some()
+            && self.side.is_some()
+            && self.quantity.is_some()
+            && match self.kind.as_deref() {
+                Some(k) if k.eq_ignore_ascii_case("limit") => self.price.is_some(),
+                Some(_) => true,
+                None => false,
+            }
+    }
+
     /// Read an order object; `None` when it carries no id.
     pub fn from_json(v: &Value) -> Option<ExchangeOrder> {
         let v = field(v, &["order", "data"])
@@ -519,6 +532,20 @@ mod tests {
         assert_eq!(o.quantity.as_deref(), Some("2"));
         assert_eq!(o.created_ms, Some(1_700_000_000_000));
         assert!(ExchangeOrder::from_json(&serde_json::json!({"status": "open"})).is_none());
+    }
+
+    #[test]
+    fn an_entry_is_complete_only_with_every_fingerprint_field() {
+        let full = serde_json::json!({"id": "1", "pair": "BTC-USDC", "side": "buy", "type": "limit", "quantity": "2", "price": "10"});
+        assert!(ExchangeOrder::from_json(&full).unwrap().is_complete());
+        let market = serde_json::json!({"id": "2", "pair": "BTC-USDC", "side": "buy", "type": "market", "quantity": "2"});
+        assert!(ExchangeOrder::from_json(&market).unwrap().is_complete());
+        for missing in ["pair", "side", "type", "quantity", "price"] {
+            let mut v = full.clone();
+            v.as_object_mut().unwrap().remove(missing);
+            let e = ExchangeOrder::from_json(&v).unwrap();
+            assert!(!e.is_complete(), "complete without {missing}");
+        }
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl Executor {
         let unresolved: Vec<String> = if unresolved.is_empty() {
             orders
                 .iter()
-                .filter(|o| o.state == OrderState::Unknown)
+                .filter(|o| matches!(o.state, OrderState::Unknown | OrderState::Sending))
                 .map(|o| o.order_id.clone())
                 .collect()
         } else {
@@ -346,7 +346,11 @@ impl Executor {
                 Ok(reply) => self.placement_answer(&o, &reply),
             };
             c.detail.get_or_insert_with(|| format!("attempt {attempt}"));
-            self.journal.write(vec![http, Write::State(c)]);
+            // Durable before the next step: an answer that is not journaled
+            // would leave the order `sending` for the next run to resolve.
+            self.journal
+                .write_durable(vec![http, Write::State(c)])
+                .await?;
             match (event, retry_after) {
                 _ if self.auth_failed.load(Ordering::SeqCst) => return Ok(()),
                 (Event::Refused, Some(wait)) => {
@@ -479,15 +483,24 @@ impl Executor {
                 self.client.venue().paths.my_orders
             );
             match self.get_json(&path).await {
-                Ok(v) => listed.extend(
-                    list_of(&v)
-                        .map(|l| {
-                            l.iter()
-                                .filter_map(ExchangeOrder::from_json)
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default(),
-                ),
+                Ok(v) => {
+                    // "Not listed" proves absence only if the whole list was
+                    // read: an answer or an entry hqx cannot read might be
+                    // the very order it is looking for.
+                    let read: Option<Vec<ExchangeOrder>> = list_of(&v).and_then(|l| {
+                        l.iter()
+                            .map(|x| ExchangeOrder::from_json(x).filter(|e| e.is_complete()))
+                            .collect()
+                    });
+                    let Some(read) = read else {
+                        self.note(format!(
+                            "cannot read the exchange's order list ({path}) to resolve unknown orders; check the venue profile's `paths.my_orders` and the answer's shape (hqx -vv logs it)"
+                        ));
+                        tracing::debug!("unreadable order list: {v}");
+                        return Ok(unknown.iter().map(|o| o.order_id.clone()).collect());
+                    };
+                    listed.extend(read);
+                }
                 Err(e) => {
                     self.note(format!(
                         "cannot list orders on the exchange to resolve unknown orders: {e}"
@@ -810,7 +823,9 @@ pub fn fingerprint_matches(o: &OrderRow, e: &ExchangeOrder, margin_ms: i64) -> b
         && dec(Some(&o.quantity)).is_some()
         && dec(Some(&o.quantity)) == dec(e.quantity.as_deref())
         && match &o.price {
-            None => dec(e.price.as_deref()).is_none_or(|p| p.is_zero()),
+            // A market order has no price of its own; the exchange may
+            // report the fill price there, which proves nothing.
+            None => true,
             Some(p) => dec(Some(p)) == dec(e.price.as_deref()),
         }
         && match (e.created_ms, o.first_sent_ms, o.last_sent_ms) {
@@ -842,4 +857,64 @@ fn backoff(try_no: u32) -> Duration {
     let base = 100u64.saturating_mul(1 << try_no.min(6)).min(5_000);
     let jitter = rand::thread_rng().gen_range(base / 2..=base + base / 2);
     Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: &str, price: Option<&str>) -> OrderRow {
+        OrderRow {
+            batch_id: "b".into(),
+            order_id: "o".into(),
+            seq: 0,
+            pair: "BTC-USDC".into(),
+            side: "buy".into(),
+            kind: kind.into(),
+            quantity: "2".into(),
+            price: price.map(Into::into),
+            body: String::new(),
+            state: OrderState::Unknown,
+            attempts: 1,
+            exchange_order_id: None,
+            exchange_status: None,
+            filled_quantity: None,
+            client_order_id: None,
+            last_error: None,
+            created_ms: 1_000,
+            first_sent_ms: Some(1_000),
+            last_sent_ms: Some(2_000),
+        }
+    }
+
+    fn listed(v: serde_json::Value) -> ExchangeOrder {
+        ExchangeOrder::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn fingerprints_compare_decimals_by_value_and_time_within_the_margin() {
+        let o = row("limit", Some("24321.00"));
+        let e = listed(
+            serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "limit", "quantity": "2.0", "price": 24321, "createdAt": 1500}),
+        );
+        assert!(fingerprint_matches(&o, &e, 0));
+        let late = listed(
+            serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "limit", "quantity": "2", "price": "24321", "createdAt": 9000}),
+        );
+        assert!(!fingerprint_matches(&o, &late, 1000));
+        assert!(fingerprint_matches(&o, &late, 7000));
+        let other_price = listed(
+            serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "limit", "quantity": "2", "price": "24322"}),
+        );
+        assert!(!fingerprint_matches(&o, &other_price, 0));
+    }
+
+    #[test]
+    fn a_market_order_matches_whatever_fill_price_the_exchange_reports() {
+        let o = row("market", None);
+        let e = listed(
+            serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "market", "quantity": "2", "price": "24012.5"}),
+        );
+        assert!(fingerprint_matches(&o, &e, 0));
+    }
 }
