@@ -106,13 +106,12 @@ pub enum Command {
         /// What happened: `placed` (it is on the exchange) or `absent` (it is not; it will be sent again).
         #[arg(long = "as", value_enum)]
         outcome: Outcome,
-        /// The exchange's order id, when you know it (with --as placed).
+        /// The exchange's order id (required with --as placed: hqx tracks the order by it).
         #[arg(long)]
         exchange_id: Option<String>,
     },
 }
 
-/// A person's verdict on an unknown order.
 /// Options of `hqx sandbox`.
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
@@ -143,6 +142,7 @@ pub struct SandboxArgs {
     pub venue: Option<PathBuf>,
 }
 
+/// A person's verdict on an unknown order.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Outcome {
     /// The order is on the exchange.
@@ -705,6 +705,24 @@ fn resolve(
             o.state
         ))
     })?;
+    match (outcome, exchange_id) {
+        (Outcome::Placed, None) => {
+            return Err(Failure::usage(format!(
+                "--as placed needs --exchange-id: the exchange's id of order `{order_id}`, from the account's order history; hqx follows the order by it"
+            )))
+        }
+        (Outcome::Absent, Some(_)) => {
+            return Err(Failure::usage(
+                "--exchange-id goes with --as placed; an absent order has none (drop it, or say --as placed)",
+            ))
+        }
+        (Outcome::Placed, Some(x)) if j.exchange_ids_in_use()?.contains(x) => {
+            return Err(Failure::usage(format!(
+                "exchange order `{x}` already belongs to another journal order; one exchange order cannot be two batch orders: check the id (SELECT batch_id, order_id FROM orders WHERE exchange_order_id = '{x}')"
+            )))
+        }
+        _ => {}
+    }
     let run_id = j.begin_run(batch_id, "resolve", now_ms())?;
     let change = StateChange {
         batch_id: batch_id.into(),

@@ -189,6 +189,31 @@ fn unresolvable_orders_exit_3_then_resolve_by_hand_and_rerun_places_each_once() 
 
     // A settled order cannot be settled again.
     let before = journal_snapshot(&env);
+    // And a verdict must be whole: `placed` names the exchange order, which
+    // no other journal order may already hold; `absent` names none.
+    let other = (0..n)
+        .map(|i| format!("o{i}"))
+        .find(|id| *id != placed_id && *id != absent_id)
+        .unwrap();
+    for (args, says) in [
+        (vec!["--as", "placed"], "needs --exchange-id"),
+        (
+            vec!["--as", "absent", "--exchange-id", "O1"],
+            "goes with --as placed",
+        ),
+        (
+            vec!["--as", "placed", "--exchange-id", on_exchange.id.as_str()],
+            "already belongs to another journal order",
+        ),
+    ] {
+        env.hqx()
+            .args(["resolve", "unres", &other])
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+    assert_eq!(journal_snapshot(&env), before);
     env.hqx()
         .args(["resolve", "unres", &placed_id, "--as", "absent"])
         .assert()
