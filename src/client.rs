@@ -52,10 +52,14 @@ impl Credentials {
             expired_at: Option<String>,
         }
         let k: KeyObject = serde_json::from_str(&text).map_err(|e| {
-            // serde_json's message never quotes the input, so no secret leaks here.
+            // serde_json's message can quote the input (a bare secret, say):
+            // say only where and what kind of problem it is.
             format!(
-                "key file {} is not the exchange's key object ({{\"apiKey\", \"secretKey\", \"expiredAt\", ...}}): {e}",
-                path.display()
+                "key file {} is not the exchange's key object ({{\"apiKey\", \"secretKey\", \"expiredAt\", ...}}): {:?} error at line {}, column {}; save the key object exactly as Haqqex showed it",
+                path.display(),
+                e.classify(),
+                e.line(),
+                e.column()
             )
         })?;
         Ok(Credentials {
@@ -212,6 +216,9 @@ impl Client {
             ))
             .pool_max_idle_per_host(cfg.concurrency.max(1))
             .user_agent(concat!("hqx/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the signed headers to another host and
+            // turn a POST into a GET: take a 3xx as an answer instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client {
@@ -545,6 +552,23 @@ mod tests {
             v.as_object_mut().unwrap().remove(missing);
             let e = ExchangeOrder::from_json(&v).unwrap();
             assert!(!e.is_complete(), "complete without {missing}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_key_file_never_echoes_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "\"SUPERSECRET\"",
+            "{\"apiKey\": \"k\", \"secretKey\": 42, \"x\": \"SUPERSECRET\"}",
+            "{\"apiKey\": \"k\", \"secretKey\": \"SUPERSECRET\"",
+            "[\"SUPERSECRET\"]",
+        ] {
+            let p = dir.path().join("key.json");
+            std::fs::write(&p, text).unwrap();
+            let e = Credentials::from_key_file(&p).unwrap_err();
+            assert!(!e.contains("SUPERSECRET"), "{e}");
+            assert!(e.contains("line 1"), "{e}");
         }
     }
 

@@ -774,8 +774,8 @@ fn summarise(v: &Value) -> String {
         Some(l) => format!("{} item(s)", l.len()),
         None => {
             let t = v.to_string();
-            if t.len() > 80 {
-                format!("{}...", &t[..77])
+            if t.chars().count() > 80 {
+                format!("{}...", t.chars().take(77).collect::<String>())
             } else {
                 t
             }
@@ -907,6 +907,13 @@ mod tests {
             serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "limit", "quantity": "2", "price": "24322"}),
         );
         assert!(!fingerprint_matches(&o, &other_price, 0));
+    }
+
+    #[test]
+    fn long_answers_are_shortened_on_character_boundaries() {
+        let v = serde_json::json!({"currency": "USD₮", "address": "₮".repeat(100)});
+        let s = summarise(&v);
+        assert!(s.ends_with("...") && s.chars().count() == 80, "{s}");
     }
 
     #[test]
