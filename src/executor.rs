@@ -381,16 +381,22 @@ impl Executor {
                 .and_then(|v| ExchangeOrder::from_json(&v));
             return match parsed {
                 Some(eo) => {
-                    let st = eo
-                        .status
-                        .as_deref()
-                        .map(OrderState::from_exchange_status)
-                        .filter(|s| s.is_placed())
-                        .unwrap_or(OrderState::Open);
-                    let ev = Event::Acknowledged(st);
+                    // An answer that carries an order but says "rejected"
+                    // is a rejection, final; anything else is placed.
+                    let st = exchange_state(&eo);
+                    let ev = if st == OrderState::Rejected {
+                        Event::Rejected
+                    } else {
+                        Event::Acknowledged(st)
+                    };
                     let mut c = self.change(o, OrderState::Sending, ev);
                     fill_from(&mut c, &eo);
-                    c.last_error = Some(None);
+                    c.last_error = Some((ev == Event::Rejected).then(|| {
+                        format!(
+                            "HTTP {s}: the exchange answered order {} with status rejected",
+                            eo.id
+                        )
+                    }));
                     (ev, c, None)
                 }
                 None => {
@@ -531,12 +537,7 @@ impl Executor {
             let c = match found {
                 Some(e) => {
                     taken.insert(e.id.clone());
-                    let st = e
-                        .status
-                        .as_deref()
-                        .map(OrderState::from_exchange_status)
-                        .filter(|s| s.is_placed())
-                        .unwrap_or(OrderState::Open);
+                    let st = exchange_state(e);
                     let mut c = self.change(o, OrderState::Unknown, Event::Found(st));
                     fill_from(&mut c, e);
                     c.detail = Some(format!(
@@ -631,11 +632,7 @@ impl Executor {
             let Some(e) = o.exchange_order_id.as_ref().and_then(|id| by_id.get(id)) else {
                 continue;
             };
-            let st = e
-                .status
-                .as_deref()
-                .map(OrderState::from_exchange_status)
-                .unwrap_or(OrderState::Open);
+            let st = exchange_state(e);
             if !st.is_placed() {
                 continue;
             }
@@ -815,6 +812,15 @@ fn dec(s: Option<&str>) -> Option<Decimal> {
 /// Is this exchange order the journal order? Same pair, side, type,
 /// quantity and price (by value: the exchange may write `24321` for
 /// `24321.00`), created within the window around our sends.
+/// The journal state an exchange order's status stands for; an order
+/// listed or acknowledged without a status is open.
+fn exchange_state(e: &ExchangeOrder) -> OrderState {
+    e.status
+        .as_deref()
+        .map(OrderState::from_exchange_status)
+        .unwrap_or(OrderState::Open)
+}
+
 pub fn fingerprint_matches(o: &OrderRow, e: &ExchangeOrder, margin_ms: i64) -> bool {
     let same = |a: &str, b: Option<&String>| b.is_some_and(|b| b.eq_ignore_ascii_case(a));
     same(&o.pair, e.pair.as_ref())

@@ -177,7 +177,9 @@ pub fn transition(from: OrderState, event: Event) -> Result<OrderState, IllegalT
         (S::Sending, E::Acknowledged(s)) if s.is_placed() => s,
         (S::Sending, E::Rejected) => S::Rejected,
         (S::Sending, E::Lost | E::Recovered) => S::Unknown,
-        (S::Unknown, E::Found(s)) if s.is_placed() => s,
+        // Found on the exchange, placed or rejected there: either is final
+        // for sending.
+        (S::Unknown, E::Found(s)) if s.is_placed() || s == S::Rejected => s,
         (S::Unknown, E::ProvenAbsent | E::DeclaredAbsent) => S::Pending,
         (S::Unknown, E::DeclaredPlaced) => S::Open,
         (S::Open, E::StatusReport(s)) if s.is_placed() => s,
@@ -263,6 +265,16 @@ mod tests {
         assert!(transition(OrderState::Filled, Event::StatusReport(OrderState::Open)).is_err());
         assert!(transition(OrderState::Rejected, Event::Send).is_err());
         assert!(transition(OrderState::Sending, Event::Send).is_err());
+    }
+
+    #[test]
+    fn an_unknown_order_found_rejected_on_the_exchange_is_rejected() {
+        assert_eq!(
+            transition(OrderState::Unknown, Event::Found(OrderState::Rejected)),
+            Ok(OrderState::Rejected)
+        );
+        assert!(transition(OrderState::Unknown, Event::Found(OrderState::Pending)).is_err());
+        assert!(transition(OrderState::Unknown, Event::Found(OrderState::Unknown)).is_err());
     }
 
     #[test]
