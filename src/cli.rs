@@ -6,7 +6,6 @@
 
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::batch::{self, Batch};
 use crate::client::{now_ms, Client, ClientConfig, Credentials};
-use crate::executor::{exit, Executor, RunOptions, RunReport};
+use crate::executor::{exit, Executor, RunOptions, RunReport, Stop};
 use crate::journal::{Journal, JournalWriter, Registration, StateChange, Write};
 use crate::order::{transition, Event, OrderState};
 use crate::sandbox::{FaultSpec, Sandbox, SandboxConfig};
@@ -495,7 +494,7 @@ fn run_batch(
         .map_err(Failure::failed)?,
     );
     let (writer, thread) = JournalWriter::spawn(journal);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
     let opts = RunOptions {
         absent_grace: Duration::from_millis(absent_grace_ms),
         ..RunOptions::default()
@@ -515,7 +514,7 @@ fn run_batch(
                 eprintln!(
                     "interrupted: no new orders will be sent; waiting for requests in flight"
                 );
-                stopper.store(true, std::sync::atomic::Ordering::SeqCst);
+                stopper.set();
                 // A second Ctrl-C means "now": leaving at once is as safe
                 // as a crash, which the next run recovers from.
                 if tokio::signal::ctrl_c().await.is_ok() {

@@ -93,6 +93,38 @@ pub struct RunReport {
     pub exit_code: i32,
 }
 
+/// Ctrl-C, as the executor sees it: a flag to check and a moment to wait
+/// for.
+#[derive(Debug, Default)]
+pub struct Stop {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Ask the run to stop sending.
+    pub fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a stop is asked for (at once if it already was).
+    pub async fn wait(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// A run in progress.
 pub struct Executor {
     client: Arc<Client>,
@@ -100,7 +132,7 @@ pub struct Executor {
     batch: Arc<Batch>,
     run_id: i64,
     opts: RunOptions,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     notes: Arc<std::sync::Mutex<Vec<String>>>,
     auth_failed: Arc<AtomicBool>,
 }
@@ -113,7 +145,7 @@ impl Executor {
         batch: Arc<Batch>,
         run_id: i64,
         opts: RunOptions,
-        stop: Arc<AtomicBool>,
+        stop: Arc<Stop>,
     ) -> Executor {
         Executor {
             client,
@@ -185,7 +217,7 @@ impl Executor {
         let mut unresolved: Vec<String> = Vec::new();
         for round in 0..=self.opts.resolve_rounds {
             unresolved = self.resolve_unknown().await?;
-            if !unresolved.is_empty() || self.stop.load(Ordering::SeqCst) {
+            if !unresolved.is_empty() || self.stop.is_set() {
                 break;
             }
             let sent = self.place_pending().await?;
@@ -201,7 +233,7 @@ impl Executor {
                 unresolved = self.resolve_unknown().await?;
             }
         }
-        let interrupted = self.stop.load(Ordering::SeqCst);
+        let interrupted = self.stop.is_set();
 
         // 5. What the exchange says now.
         let mut queries = Vec::new();
@@ -303,11 +335,16 @@ impl Executor {
         let (mut not_sent, mut refused) = (0u32, 0u32);
         let mut attempt = o.attempts;
         while not_sent < self.opts.place_tries && refused < self.opts.rate_limited_tries {
-            if self.stop.load(Ordering::SeqCst) || self.auth_failed.load(Ordering::SeqCst) {
+            if self.stop.is_set() || self.auth_failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let slot = self.client.slot().await;
-            if self.stop.load(Ordering::SeqCst) {
+            // Waiting for a slot (the rate limit, a 429 pause) gives way to
+            // Ctrl-C: nothing has been sent for this order yet.
+            let slot = tokio::select! {
+                slot = self.client.slot() => slot,
+                _ = self.stop.wait() => return Ok(()),
+            };
+            if self.stop.is_set() {
                 return Ok(());
             }
             attempt += 1;
@@ -479,7 +516,13 @@ impl Executor {
                 "waiting {wait} ms before looking for {} order(s) whose outcome was not seen",
                 unknown.len()
             );
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                // Interrupted: they stay unknown for the next run.
+                _ = self.stop.wait() => {
+                    return Ok(unknown.iter().map(|o| o.order_id.clone()).collect());
+                }
+            }
         }
         let pairs: BTreeSet<&str> = unknown.iter().map(|o| o.pair.as_str()).collect();
         let mut listed: Vec<ExchangeOrder> = Vec::new();

@@ -18,7 +18,7 @@ fn now_ms() -> i64 {
 
 /// `hqx run FILE` as a plain child process with its output captured, so
 /// it can be sent a signal.
-fn spawn(env: &Env, file: &std::path::Path) -> Child {
+fn spawn(env: &Env, file: &std::path::Path, rate: &str) -> Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
         .current_dir(env.dir.path())
         .env_clear()
@@ -29,7 +29,7 @@ fn spawn(env: &Env, file: &std::path::Path) -> Child {
         .env("HAQQEX_PRIVATE_KEY", &env.secret)
         .arg("run")
         .arg(file)
-        .args(["--rate", "2000", "--concurrency", "4"])
+        .args(["--rate", rate, "--burst", "1", "--concurrency", "4"])
         .args(["--timeout-ms", "5000", "--absent-grace-ms", "50"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -69,7 +69,7 @@ fn ctrl_c_stops_placing_journals_what_was_in_flight_and_exits_130() {
     let n = 300;
     let f = env.write("b.yaml", &batch_of("intr", n));
 
-    let mut child = spawn(&env, &f);
+    let mut child = spawn(&env, &f, "2000");
     wait_for_accepted(&env, &mut child, 20);
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -180,6 +180,44 @@ fn ctrl_c_stops_placing_journals_what_was_in_flight_and_exits_130() {
         count(
             &env,
             "SELECT count(*) FROM order_events WHERE event = 'recovered'"
+        ),
+        0
+    );
+}
+
+/// Orders waiting for the rate limiter give way to Ctrl-C: at 2 requests/s,
+/// the 290-odd orders still waiting would hold the run for minutes if each
+/// had to get its slot before seeing the stop.
+#[test]
+fn ctrl_c_does_not_wait_for_the_rate_limit() {
+    let env = Env::new();
+    let n = 300;
+    let f = env.write("b.yaml", &batch_of("slow", n));
+    let mut child = spawn(&env, &f, "2");
+    wait_for_accepted(&env, &mut child, 2);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // A liveness bound, not a speed measurement: far above a prompt stop,
+    // far below the ~150 s of draining the queue through the limiter.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 60 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let placed = env.accepted().len();
+    assert!(placed < n / 2, "{placed} orders placed after Ctrl-C");
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM orders WHERE state = 'pending'") as usize,
+        n - placed
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM orders WHERE state IN ('sending', 'unknown')"
         ),
         0
     );
