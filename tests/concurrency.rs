@@ -13,16 +13,7 @@ use crate::util::{batch_of, Env};
 /// `hqx run FILE` as a plain child, throttled so it is still running while
 /// the test acts.
 fn spawn_slow(env: &Env, file: &std::path::Path) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
-        .current_dir(env.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HQX_JOURNAL", env.journal_path())
-        .env("HQX_BASE_URL", env.base_url())
-        .env("HAQQEX_PUBLIC_KEY", &env.api_key)
-        .env("HAQQEX_PRIVATE_KEY", &env.secret)
-        .arg("run")
-        .arg(file)
+    env.run_process(file)
         .args(["--rate", "20", "--burst", "1", "--concurrency", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -10,17 +10,7 @@ use crate::util::{batch_of, Env};
 
 /// Spawn `hqx run` as a plain child process (so it can be killed).
 fn spawn(env: &Env, file: &std::path::Path, extra: &[&str]) -> Child {
-    let bin = assert_cmd::cargo::cargo_bin("hqx");
-    std::process::Command::new(bin)
-        .current_dir(env.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HQX_JOURNAL", env.journal_path())
-        .env("HQX_BASE_URL", env.base_url())
-        .env("HAQQEX_PUBLIC_KEY", &env.api_key)
-        .env("HAQQEX_PRIVATE_KEY", &env.secret)
-        .arg("run")
-        .arg(file)
+    env.run_process(file)
         .args([
             "--rate",
             "5000",

@@ -19,16 +19,7 @@ fn now_ms() -> i64 {
 /// `hqx run FILE` as a plain child process with its output captured, so
 /// it can be sent a signal.
 fn spawn(env: &Env, file: &std::path::Path, rate: &str) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
-        .current_dir(env.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HQX_JOURNAL", env.journal_path())
-        .env("HQX_BASE_URL", env.base_url())
-        .env("HAQQEX_PUBLIC_KEY", &env.api_key)
-        .env("HAQQEX_PRIVATE_KEY", &env.secret)
-        .arg("run")
-        .arg(file)
+    env.run_process(file)
         .args(["--rate", rate, "--burst", "1", "--concurrency", "4"])
         .args(["--timeout-ms", "5000", "--absent-grace-ms", "50"])
         .stdin(Stdio::null())

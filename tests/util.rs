@@ -76,6 +76,22 @@ impl Env {
         c
     }
 
+    /// `hqx run FILE` as a plain process, wired like [`Env::hqx`], for
+    /// tests that must signal or kill it; the caller adds options and stdio.
+    pub fn run_process(&self, file: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"));
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HQX_JOURNAL", self.journal_path())
+            .env("HQX_BASE_URL", self.base_url())
+            .env("HAQQEX_PUBLIC_KEY", &self.api_key)
+            .env("HAQQEX_PRIVATE_KEY", &self.secret)
+            .arg("run")
+            .arg(file);
+        c
+    }
+
     /// `hqx run FILE` with a fast client.
     pub fn run(&self, file: &Path) -> Command {
         let mut c = self.hqx();
