@@ -62,10 +62,10 @@ impl Env {
         self.path("hqx.db")
     }
 
-    /// `hqx` in the temp dir, with the journal, base URL and keys set, and
-    /// a fast rate so tests do not wait on the conservative default.
-    pub fn hqx(&self) -> Command {
-        let mut c = Command::cargo_bin("hqx").unwrap();
+    /// `hqx` as a plain process in the temp dir, with the journal, base
+    /// URL and keys set (for tests that must signal or kill it).
+    pub fn process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"));
         c.current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -76,19 +76,15 @@ impl Env {
         c
     }
 
-    /// `hqx run FILE` as a plain process, wired like [`Env::hqx`], for
-    /// tests that must signal or kill it; the caller adds options and stdio.
+    /// The same, as an assert_cmd command.
+    pub fn hqx(&self) -> Command {
+        Command::from_std(self.process())
+    }
+
+    /// `hqx run FILE` as a plain process; the caller adds options and stdio.
     pub fn run_process(&self, file: &Path) -> std::process::Command {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"));
-        c.current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HQX_JOURNAL", self.journal_path())
-            .env("HQX_BASE_URL", self.base_url())
-            .env("HAQQEX_PUBLIC_KEY", &self.api_key)
-            .env("HAQQEX_PRIVATE_KEY", &self.secret)
-            .arg("run")
-            .arg(file);
+        let mut c = self.process();
+        c.arg("run").arg(file);
         c
     }
 
