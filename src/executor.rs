@@ -527,29 +527,18 @@ impl Executor {
         let pairs: BTreeSet<&str> = unknown.iter().map(|o| o.pair.as_str()).collect();
         let mut listed: Vec<ExchangeOrder> = Vec::new();
         for pair in pairs {
-            let path = format!(
-                "{}?pair={pair}&status=all",
-                self.client.venue().paths.my_orders
-            );
-            match self.get_json(&path).await {
-                Ok(v) => {
-                    // "Not listed" proves absence only if the whole list was
-                    // read: an answer or an entry hqx cannot read might be
-                    // the very order it is looking for.
-                    let read: Option<Vec<ExchangeOrder>> = list_of(&v).and_then(|l| {
-                        l.iter()
-                            .map(|x| ExchangeOrder::from_json(x).filter(|e| e.is_complete()))
-                            .collect()
-                    });
-                    let Some(read) = read else {
-                        self.note(format!(
-                            "cannot read the exchange's order list ({path}) to resolve unknown orders; check the venue profile's `paths.my_orders` and the answer's shape (hqx -vv logs it)"
-                        ));
-                        tracing::debug!("unreadable order list: {v}");
-                        return Ok(unknown.iter().map(|o| o.order_id.clone()).collect());
-                    };
-                    listed.extend(read);
-                }
+            // "Not listed" proves absence only if the whole list was read:
+            // an entry hqx cannot read might be the very order it looks for.
+            let read = self.my_orders(pair).await.and_then(|l| {
+                l.into_iter()
+                    .map(|e| e.filter(ExchangeOrder::is_complete))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        format!("an entry of the {pair} order list lacks a field the match needs (pair, side, type, quantity, limit price)")
+                    })
+            });
+            match read {
+                Ok(l) => listed.extend(l),
                 Err(e) => {
                     self.note(format!(
                         "cannot list orders on the exchange to resolve unknown orders: {e}"
@@ -640,6 +629,23 @@ impl Executor {
         ))
     }
 
+    /// The account's orders on `pair` as the exchange lists them, each
+    /// entry read, or `None` where hqx cannot read it.
+    async fn my_orders(&self, pair: &str) -> Result<Vec<Option<ExchangeOrder>>, String> {
+        let path = format!(
+            "{}?pair={pair}&status=all",
+            self.client.venue().paths.my_orders
+        );
+        let v = self.get_json(&path).await?;
+        let Some(list) = list_of(&v) else {
+            tracing::debug!("unreadable order list: {v}");
+            return Err(format!(
+                "GET {path}: the answer is not an order list hqx can read; check the venue profile's `paths.my_orders` and the answer's shape (hqx -vv logs it)"
+            ));
+        };
+        Ok(list.iter().map(ExchangeOrder::from_json).collect())
+    }
+
     /// Bring `open` orders up to date from the exchange's listing.
     async fn refresh_open(&self) -> Result<(), JournalError> {
         let orders = self.orders().await?;
@@ -653,20 +659,8 @@ impl Executor {
         let pairs: BTreeSet<&str> = open.iter().map(|o| o.pair.as_str()).collect();
         let mut by_id: HashMap<String, ExchangeOrder> = HashMap::new();
         for pair in pairs {
-            let path = format!(
-                "{}?pair={pair}&status=all",
-                self.client.venue().paths.my_orders
-            );
-            match self.get_json(&path).await {
-                Ok(v) => {
-                    for e in list_of(&v)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(ExchangeOrder::from_json)
-                    {
-                        by_id.insert(e.id.clone(), e);
-                    }
-                }
+            match self.my_orders(pair).await {
+                Ok(l) => by_id.extend(l.into_iter().flatten().map(|e| (e.id.clone(), e))),
                 Err(e) => self.note(format!("cannot refresh open orders: {e}")),
             }
         }

@@ -167,3 +167,38 @@ fn a_client_order_id_venue_matches_twins_by_their_own_id() {
         assert!(on_exchange.received_body.contains(&cid));
     }
 }
+
+/// An order list hqx cannot read is not proof that an order is absent: an
+/// unknown order stays unknown (exit 3) and is not sent again.
+#[test]
+fn an_unreadable_order_list_proves_nothing_and_nothing_is_resent() {
+    let env = Env::new();
+    env.set_faults("drop=1", 3);
+    // The listing path answers with something that is not an order list.
+    let venue = env.write(
+        "venue.yaml",
+        "paths: { my_orders: /account/api/v1/balances }\n",
+    );
+    let f = env.write("b.yaml", &batch_of("unreadable", 5));
+    for _ in 0..2 {
+        let out = env
+            .run(&f)
+            .args(["--timeout-ms", "400", "--absent-grace-ms", "50", "--venue"])
+            .arg(&venue)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("cannot list orders on the exchange to resolve unknown orders"),
+            "{stderr}"
+        );
+    }
+    // Every placement reached the exchange once (its answer was dropped),
+    // and none was sent again on the strength of an unreadable list.
+    assert_eq!(env.accepted().len(), 5);
+    assert_eq!(
+        env.one::<i64>("SELECT count(*) FROM orders WHERE state = 'unknown' AND attempts = 1"),
+        5
+    );
+}
