@@ -125,7 +125,9 @@ impl Stop {
     }
 }
 
-/// A run in progress.
+/// A run in progress. Cloning is cheap (shared handles); each placement
+/// task holds a clone.
+#[derive(Clone)]
 pub struct Executor {
     client: Arc<Client>,
     journal: JournalWriter,
@@ -292,7 +294,7 @@ impl Executor {
         let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for o in pending {
-            let me = self.clone_for_task();
+            let me = self.clone();
             let sent = sent.clone();
             tasks.spawn(async move { me.place_one(o, &sent).await });
         }
@@ -310,19 +312,6 @@ impl Executor {
             return Err(e);
         }
         Ok(sent.load(Ordering::SeqCst))
-    }
-
-    fn clone_for_task(&self) -> Executor {
-        Executor {
-            client: self.client.clone(),
-            journal: self.journal.clone(),
-            batch: self.batch.clone(),
-            run_id: self.run_id,
-            opts: self.opts.clone(),
-            stop: self.stop.clone(),
-            notes: self.notes.clone(),
-            auth_failed: self.auth_failed.clone(),
-        }
     }
 
     /// One order: journal `sending`, send, journal what the answer proves.
