@@ -121,8 +121,8 @@ pub struct SandboxArgs {
     #[arg(long, env = "HAQQEX_PUBLIC_KEY")]
     pub api_key: Option<String>,
     /// Secret key (default: random; also HAQQEX_PRIVATE_KEY).
-    #[arg(long, env = "HAQQEX_PRIVATE_KEY", hide_env_values = true)]
-    pub secret: Option<String>,
+    #[arg(long, env = "HAQQEX_PRIVATE_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub secret: Option<Secret>,
     /// Keep the exchange's state in this file across restarts.
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -139,6 +139,10 @@ pub struct SandboxArgs {
     /// whether orders carry a client order id.
     #[arg(long, env = "HQX_VENUE")]
     pub venue: Option<PathBuf>,
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
 }
 
 /// A person's verdict on an unknown order.
@@ -344,7 +348,16 @@ fn sandbox_credentials(journal_path: &Path) -> Result<Credentials, Failure> {
         "createdAt": null,
         "expiredAt": null,
     });
-    std::fs::write(&path, serde_json::to_string_pretty(&obj).expect("json"))
+    // Readable by its owner only, like any key file (even a throw-away one).
+    let mut file = {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        o.open(&path)
+    }
+    .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    file.write_all(serde_json::to_string_pretty(&obj).expect("json").as_bytes())
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(Credentials {
         api_key,
@@ -644,7 +657,7 @@ fn serve_sandbox(args: &SandboxArgs) -> Result<i32, Failure> {
         .map_err(|e: String| Failure::usage(format!("--faults: {e}")))?;
     let (gk, gs) = crate::sandbox::generate_credentials();
     let key = args.api_key.clone().unwrap_or(gk);
-    let secret = args.secret.clone().map(Secret::new).unwrap_or(gs);
+    let secret = args.secret.clone().unwrap_or(gs);
     let mut cfg = SandboxConfig::new(key.clone(), secret.clone());
     cfg.state_path = args.state.clone();
     cfg.rate = args.rate;

@@ -227,6 +227,10 @@ fn sandbox_flag_runs_the_quickstart_with_no_keys_and_reruns_cleanly() {
     // exactly one order per batch order.
     let state = std::fs::read_to_string(dir.path().join("hqx.db.sandbox.jsonl")).unwrap();
     assert!(!state.is_empty());
+    // Its key pair is readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::metadata(dir.path().join("hqx.db.sandbox-key.json")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
 }
 
 /// `hqx sandbox` as a user starts it: it prints its URL and key pair, serves
