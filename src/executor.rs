@@ -462,6 +462,15 @@ impl Executor {
                 c.last_error = Some(Some(text));
                 (Event::Refused, c, None)
             }
+            // With client order ids, a conflict means the exchange has this
+            // order already (an earlier attempt did reach it): find it.
+            409 if self.client.venue().client_order_id_field.is_some() => {
+                let mut c = self.change(o, OrderState::Sending, Event::Lost);
+                c.last_error = Some(Some(format!(
+                    "{msg}; the exchange already holds this client order id: it will be matched by it"
+                )));
+                (Event::Lost, c, None)
+            }
             400..=499 => {
                 let mut c = self.change(o, OrderState::Sending, Event::Rejected);
                 c.last_error = Some(Some(msg));

@@ -202,3 +202,68 @@ fn an_unreadable_order_list_proves_nothing_and_nothing_is_resent() {
         5
     );
 }
+
+/// With client order ids, a wrong "absent" (here declared by hand) cannot
+/// make a duplicate: the exchange refuses the second copy (409), and hqx
+/// takes that as "already there" and adopts the original by its client id.
+#[test]
+fn a_client_order_id_conflict_adopts_the_order_the_exchange_already_has() {
+    let env = Env::with(|c| c.venue.client_order_id_field = Some("clientOrderId".into()));
+    let blind = env.write(
+        "blind.yaml",
+        "client_order_id_field: clientOrderId\npaths: { my_orders: /account/api/v1/balances }\n",
+    );
+    let venue = env.write("venue.yaml", "client_order_id_field: clientOrderId\n");
+    let f = env.write("b.yaml", &batch_of("cid", 3));
+    let run = |venue: &std::path::Path| {
+        env.run(&f)
+            .args(["--timeout-ms", "400", "--absent-grace-ms", "50", "--venue"])
+            .arg(venue)
+            .output()
+            .unwrap()
+    };
+    // Every answer lost and the order list unreadable: all three unknown.
+    env.set_faults("drop=1", 1);
+    assert_eq!(run(&blind).status.code(), Some(3));
+    env.set_faults("", 0);
+    let first = env.accepted();
+    assert_eq!(first.len(), 3);
+    // Someone declares o0 absent, wrongly: it is on the exchange.
+    env.hqx()
+        .args(["resolve", "cid", "o0", "--as", "absent"])
+        .assert()
+        .success();
+    let out = run(&venue);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.accepted().len(), 3, "no second copy on the exchange");
+    assert_eq!(
+        env.one::<i64>("SELECT count(*) FROM http_log WHERE status = 409"),
+        1
+    );
+    let original = first
+        .iter()
+        .find(|o| {
+            o.client_order_id.as_deref() == Some(&hqx::executor::client_order_id("cid", "o0"))
+        })
+        .unwrap();
+    assert_eq!(
+        env.one::<String>("SELECT exchange_order_id FROM orders WHERE order_id = 'o0'"),
+        original.id
+    );
+    // Each journal order holds its own exchange order (bodies differ from
+    // the journal's by the client id, so compare ids, not bodies).
+    let mut ids: Vec<String> = env
+        .journal_orders()
+        .into_iter()
+        .map(|(_, _, x)| x.expect("placed"))
+        .collect();
+    ids.sort();
+    let mut on_exchange: Vec<String> = env.accepted().into_iter().map(|o| o.id).collect();
+    on_exchange.sort();
+    assert_eq!(ids, on_exchange);
+}

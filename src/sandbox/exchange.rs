@@ -131,6 +131,8 @@ pub(super) enum PlaceRefusal {
     InsufficientFunds(String),
     /// 400: the numbers are too large to compute with.
     TooLarge(String),
+    /// 409: an order with this client order id exists already.
+    DuplicateClientId(String),
 }
 
 /// Why a cancel was refused.
@@ -333,6 +335,19 @@ impl Exchange {
         received_body: String,
         now_ms: i64,
     ) -> Result<Event, PlaceRefusal> {
+        // Client order ids are unique per account, as on venues that have them.
+        if let Some(cid) = &req.client_order_id {
+            if let Some(o) = self
+                .orders
+                .iter()
+                .find(|o| o.client_order_id.as_deref() == Some(cid.as_str()))
+            {
+                return Err(PlaceRefusal::DuplicateClientId(format!(
+                    "client order id `{cid}` is already used by order {}",
+                    o.id
+                )));
+            }
+        }
         let base = req.pair.base();
         let quote = req.pair.quote();
         let qty = req.quantity.value();

@@ -580,6 +580,7 @@ fn place(shared: &Shared, body: &Bytes) -> Answer {
         .map_err(|r| match r {
             PlaceRefusal::InsufficientFunds(m) => Refusal::new(422, "insufficient_funds", m),
             PlaceRefusal::TooLarge(m) => invalid(m),
+            PlaceRefusal::DuplicateClientId(m) => Refusal::new(409, "duplicate_client_order_id", m),
         })?;
     books.commit(event).map_err(Refusal::server_error)?;
     let o = books

@@ -560,6 +560,13 @@ async fn client_order_ids_are_stored_and_echoed_where_the_venue_has_them() {
         t.accepted().await[0].client_order_id.as_deref(),
         Some("hqx-abc")
     );
+    // A second order with the same client id is refused, and nothing moves.
+    let (s, e) = t.place(body).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (409, Some("duplicate_client_order_id"))
+    );
+    assert_eq!(t.accepted().await.len(), 1);
     t.sb.shutdown().await;
 }
 
