@@ -347,6 +347,7 @@ impl Executor {
             };
             let mut c = self.change(&o, OrderState::Pending, Event::Send);
             c.is_send = true;
+            c.send_deadline_ms = Some(c.at_ms + venue.request_timeout_ms as i64);
             c.client_order_id = client_id.map(|(_, v)| v);
             c.detail = Some(format!("attempt {attempt}"));
             // The intent to send is durable before the request leaves.
@@ -499,16 +500,16 @@ impl Executor {
         // A request may still be in the exchange's hands for a while after
         // we gave up on it; only after the grace period does "not listed"
         // prove "absent".
-        // Counted from when the last attempt gave up (its send plus the
-        // request timeout), not from the send itself.
-        let grace = self.opts.absent_grace.as_millis() as i64
-            + self.client.venue().request_timeout_ms as i64;
+        // Counted from when the last attempt gave up: its deadline as
+        // journaled by the run that sent it (an older journal has only the
+        // send time: add this run's timeout).
+        let timeout = self.client.venue().request_timeout_ms as i64;
         let newest = unknown
             .iter()
-            .filter_map(|o| o.last_sent_ms)
+            .filter_map(|o| o.last_deadline_ms.or(o.last_sent_ms.map(|t| t + timeout)))
             .max()
             .unwrap_or(0);
-        let wait = newest + grace - now_ms();
+        let wait = newest + self.opts.absent_grace.as_millis() as i64 - now_ms();
         if wait > 0 {
             tracing::info!(
                 "waiting {wait} ms before looking for {} order(s) whose outcome was not seen",
@@ -925,6 +926,7 @@ mod tests {
             created_ms: 1_000,
             first_sent_ms: Some(1_000),
             last_sent_ms: Some(2_000),
+            last_deadline_ms: Some(12_000),
         }
     }
 

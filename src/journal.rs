@@ -20,7 +20,10 @@ use crate::batch::Batch;
 use crate::order::OrderState;
 
 /// The migrations, in order. Only ever append.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_send_deadline.sql"),
+];
 
 /// What went wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,8 @@ pub struct OrderRow {
     pub first_sent_ms: Option<i64>,
     /// Latest send.
     pub last_sent_ms: Option<i64>,
+    /// When the latest send stops waiting for an answer.
+    pub last_deadline_ms: Option<i64>,
 }
 
 /// How registering a batch went.
@@ -177,6 +182,8 @@ pub struct StateChange {
     pub last_error: Option<Option<String>>,
     /// This change is a send: count an attempt and stamp the send time.
     pub is_send: bool,
+    /// With a send: when its request stops waiting for an answer.
+    pub send_deadline_ms: Option<i64>,
     /// Client order id for this attempt.
     pub client_order_id: Option<String>,
 }
@@ -469,7 +476,8 @@ impl Journal {
             .prepare_cached(
                 "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
                         attempts, exchange_order_id, exchange_status, filled_quantity,
-                        client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms
+                        client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
+                        last_deadline_ms
                  FROM orders WHERE batch_id = ?1 ORDER BY seq",
             )
             .map_err(|e| self.err(e))?;
@@ -502,6 +510,7 @@ impl Journal {
                     created_ms: r.get(16)?,
                     first_sent_ms: r.get(17)?,
                     last_sent_ms: r.get(18)?,
+                    last_deadline_ms: r.get(19)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -642,6 +651,7 @@ fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<
                     attempts = attempts + ?11,
                     first_sent_ms = CASE WHEN ?11 = 1 THEN COALESCE(first_sent_ms, ?4) ELSE first_sent_ms END,
                     last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
+                    last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
                     client_order_id = COALESCE(?12, client_order_id)
                  WHERE batch_id = ?1 AND order_id = ?2",
             )
@@ -659,6 +669,7 @@ fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<
                 error,
                 c.is_send as i64,
                 c.client_order_id,
+                c.send_deadline_ms,
             ])
             .map_err(err)?;
             if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
@@ -932,6 +943,7 @@ mod tests {
                 from: Some(from),
                 to: Some(OrderState::Sending),
                 is_send: true,
+                send_deadline_ms: Some(10_005),
                 ..Default::default()
             })
         };
@@ -945,6 +957,36 @@ mod tests {
         assert_eq!(rows[1].state, OrderState::Sending);
         assert_eq!(rows[1].attempts, 1);
         assert_eq!(rows[1].last_sent_ms, Some(5));
+        assert_eq!(rows[1].last_deadline_ms, Some(10_005));
+    }
+
+    #[test]
+    fn a_schema_1_journal_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            Migrations::new(vec![M::up(MIGRATIONS[0])])
+                .to_latest(&mut c)
+                .unwrap();
+            c.execute_batch(
+                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, last_sent_ms)
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'unknown', 1, 1, 7);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&p).unwrap();
+        let rows = j.orders("b").unwrap();
+        assert_eq!(
+            (rows[0].last_sent_ms, rows[0].last_deadline_ms),
+            (Some(7), None)
+        );
+        let v: i64 = j
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
     }
 
     #[test]

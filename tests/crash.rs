@@ -121,3 +121,43 @@ fn kill_9_at_dozens_of_points_then_rerun_places_each_order_exactly_once() {
             >= recovered
     );
 }
+
+/// An order killed mid-request by a run with a long timeout is not called
+/// absent by a later run with a short one before the first run's request
+/// could have ended: the wait comes from the journaled deadline.
+#[test]
+fn a_later_run_waits_out_the_deadline_the_sending_run_journaled() {
+    let env = Env::new();
+    // Every request hangs; placements commit before hanging or not at all.
+    env.set_faults("stall=1,stall_for=60s", 2);
+    let f = env.write("b.yaml", &batch_of("deadline", 4));
+    let mut first = env
+        .run_process(&f)
+        .args(["--rate", "5000", "--timeout-ms", "3000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        kill_at(&env, &mut first, 1),
+        "the first run ended by itself"
+    );
+    env.set_faults("", 0);
+    let out = env
+        .run(&f)
+        .args(["-v", "--timeout-ms", "100", "--absent-grace-ms", "50"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The first run's requests could last until ~3 s after they were sent;
+    // the second run's own 100 + 50 ms would have listed at once.
+    let waited: i64 = stderr
+        .split("waiting ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait before resolving: {stderr}"));
+    assert!(waited > 1_000, "waited only {waited} ms: {stderr}");
+    assert_exactly_once(&env, 4);
+}
