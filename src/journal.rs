@@ -138,17 +138,28 @@ pub struct Registration {
     pub added: usize,
     /// Orders already journaled with the same text.
     pub known: usize,
-    /// Orders whose text differs from the journal: `(order id, journal body, file body)`.
-    pub conflicts: Vec<(String, String, String)>,
     /// Journaled orders no longer in the file (left as they are).
     pub missing_from_file: Vec<String>,
 }
 
-/// A binding mismatch: the batch was journaled against another exchange or key.
-#[derive(Debug, PartialEq, Eq)]
-pub struct BindingMismatch {
-    /// What the journal holds.
-    pub journal: BatchRow,
+/// An order whose text in the file differs from the journal's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The order id.
+    pub order_id: String,
+    /// The body the journal holds (the one sent, or to be sent).
+    pub journal_body: String,
+    /// The body the file now gives.
+    pub file_body: String,
+}
+
+/// Why a batch cannot run against this journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchRefusal {
+    /// The batch is bound to another exchange account.
+    Bound(BatchRow),
+    /// Orders changed under ids already journaled.
+    Conflicts(Vec<Conflict>),
 }
 
 /// One state change of one order, with what the exchange said.
@@ -335,78 +346,47 @@ impl Journal {
 
     /// The batch row, if the batch was ever run.
     pub fn batch(&self, id: &str) -> Result<Option<BatchRow>> {
-        self.conn
-            .query_row(
-                "SELECT id, base_url, api_key FROM batches WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(BatchRow {
-                        id: r.get(0)?,
-                        base_url: r.get(1)?,
-                        api_key: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        batch_row(&self.conn, &self.path, id)
     }
 
-    /// Compare a batch with the journal without writing: which orders are
-    /// new, known, or conflicting.
-    pub fn compare(&self, batch: &Batch) -> Result<Registration> {
-        let mut reg = Registration::default();
-        let existing = self.orders(&batch.id)?;
-        let by_id: std::collections::HashMap<&str, &OrderRow> =
-            existing.iter().map(|o| (o.order_id.as_str(), o)).collect();
-        let mut in_file = HashSet::new();
-        for spec in &batch.orders {
-            in_file.insert(spec.id.as_str());
-            match by_id.get(spec.id.as_str()) {
-                None => reg.added += 1,
-                Some(row) => {
-                    let body = spec.intent.body(None);
-                    if row.body == body {
-                        reg.known += 1;
-                    } else {
-                        reg.conflicts
-                            .push((spec.id.clone(), row.body.clone(), body));
-                    }
-                }
-            }
-        }
-        reg.missing_from_file = existing
-            .iter()
-            .filter(|o| !in_file.contains(o.order_id.as_str()))
-            .map(|o| o.order_id.clone())
-            .collect();
-        Ok(reg)
+    /// Check a batch against the journal without writing: which orders
+    /// are new and which are known, or why it cannot run here. This is the
+    /// one place that decides it, for `plan`, `run` and [`Journal::register`].
+    ///
+    /// `account` is the (binding, public key) the run would use; `None`
+    /// (for `plan`, which has no connection) skips the binding check.
+    pub fn check(
+        &self,
+        batch: &Batch,
+        account: Option<(&str, &str)>,
+    ) -> Result<std::result::Result<Registration, BatchRefusal>> {
+        check_batch(&self.conn, &self.path, batch, account)
     }
 
     /// Record the batch and journal every new order as `pending`, in one
-    /// transaction, before anything is sent. Writes nothing when the batch
-    /// is bound to another exchange or key, or when any order conflicts.
+    /// transaction, before anything is sent. Checks first, inside the same
+    /// transaction, with [`Journal::check`]: writes nothing when the batch
+    /// is bound to another account or any order conflicts.
     pub fn register(
         &mut self,
         batch: &Batch,
         base_url: &str,
         api_key: &str,
         now_ms: i64,
-    ) -> Result<std::result::Result<Registration, BindingMismatch>> {
-        if let Some(row) = self.batch(&batch.id)? {
-            if row.base_url != base_url || row.api_key != api_key {
-                return Ok(Err(BindingMismatch { journal: row }));
-            }
-        }
-        let reg = self.compare(batch)?;
-        if !reg.conflicts.is_empty() {
-            return Ok(Ok(reg));
-        }
+    ) -> Result<std::result::Result<Registration, BatchRefusal>> {
         let path = self.path.clone();
         let err = |source| JournalError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let reg = match check_batch(&tx, &path, batch, Some((base_url, api_key)))? {
+            Ok(reg) => reg,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         tx.execute(
             "INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -471,51 +451,7 @@ impl Journal {
 
     /// Every order of a batch, in file order.
     pub fn orders(&self, batch_id: &str) -> Result<Vec<OrderRow>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
-                        attempts, exchange_order_id, exchange_status, filled_quantity,
-                        client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
-                        last_deadline_ms
-                 FROM orders WHERE batch_id = ?1 ORDER BY seq",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([batch_id], |r| {
-                let state: String = r.get(9)?;
-                Ok(OrderRow {
-                    batch_id: r.get(0)?,
-                    order_id: r.get(1)?,
-                    seq: r.get(2)?,
-                    pair: r.get(3)?,
-                    side: r.get(4)?,
-                    kind: r.get(5)?,
-                    quantity: r.get(6)?,
-                    price: r.get(7)?,
-                    body: r.get(8)?,
-                    state: state.parse().map_err(|e: String| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            9,
-                            rusqlite::types::Type::Text,
-                            e.into(),
-                        )
-                    })?,
-                    attempts: r.get(10)?,
-                    exchange_order_id: r.get(11)?,
-                    exchange_status: r.get(12)?,
-                    filled_quantity: r.get(13)?,
-                    client_order_id: r.get(14)?,
-                    last_error: r.get(15)?,
-                    created_ms: r.get(16)?,
-                    first_sent_ms: r.get(17)?,
-                    last_sent_ms: r.get(18)?,
-                    last_deadline_ms: r.get(19)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        order_rows(&self.conn, &self.path, batch_id)
     }
 
     /// Every exchange order id adopted by any journal order (any batch).
@@ -588,6 +524,125 @@ impl Journal {
         tx.commit().map_err(err)?;
         Ok(out)
     }
+}
+
+fn sqlite_err(path: &Path, source: rusqlite::Error) -> JournalError {
+    JournalError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The batch row, if the batch was ever run.
+fn batch_row(conn: &Connection, path: &Path, id: &str) -> Result<Option<BatchRow>> {
+    conn.query_row(
+        "SELECT id, base_url, api_key FROM batches WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(BatchRow {
+                id: r.get(0)?,
+                base_url: r.get(1)?,
+                api_key: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(|e| sqlite_err(path, e))
+}
+
+/// See [`Journal::check`]; also used inside `register`'s transaction.
+fn check_batch(
+    conn: &Connection,
+    path: &Path,
+    batch: &Batch,
+    account: Option<(&str, &str)>,
+) -> Result<std::result::Result<Registration, BatchRefusal>> {
+    if let (Some((base_url, api_key)), Some(row)) = (account, batch_row(conn, path, &batch.id)?) {
+        if row.base_url != base_url || row.api_key != api_key {
+            return Ok(Err(BatchRefusal::Bound(row)));
+        }
+    }
+    let mut reg = Registration::default();
+    let existing = order_rows(conn, path, &batch.id)?;
+    let by_id: std::collections::HashMap<&str, &OrderRow> =
+        existing.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let mut in_file = HashSet::new();
+    let mut conflicts = Vec::new();
+    for spec in &batch.orders {
+        in_file.insert(spec.id.as_str());
+        match by_id.get(spec.id.as_str()) {
+            None => reg.added += 1,
+            Some(row) => {
+                let body = spec.intent.body(None);
+                if row.body == body {
+                    reg.known += 1;
+                } else {
+                    conflicts.push(Conflict {
+                        order_id: spec.id.clone(),
+                        journal_body: row.body.clone(),
+                        file_body: body,
+                    });
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Ok(Err(BatchRefusal::Conflicts(conflicts)));
+    }
+    reg.missing_from_file = existing
+        .iter()
+        .filter(|o| !in_file.contains(o.order_id.as_str()))
+        .map(|o| o.order_id.clone())
+        .collect();
+    Ok(Ok(reg))
+}
+
+/// Every order of a batch, in file order.
+fn order_rows(conn: &Connection, path: &Path, batch_id: &str) -> Result<Vec<OrderRow>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
+                    attempts, exchange_order_id, exchange_status, filled_quantity,
+                    client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
+                    last_deadline_ms
+             FROM orders WHERE batch_id = ?1 ORDER BY seq",
+        )
+        .map_err(|e| sqlite_err(path, e))?;
+    let rows = st
+        .query_map([batch_id], |r| {
+            let state: String = r.get(9)?;
+            Ok(OrderRow {
+                batch_id: r.get(0)?,
+                order_id: r.get(1)?,
+                seq: r.get(2)?,
+                pair: r.get(3)?,
+                side: r.get(4)?,
+                kind: r.get(5)?,
+                quantity: r.get(6)?,
+                price: r.get(7)?,
+                body: r.get(8)?,
+                state: state.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        9,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
+                attempts: r.get(10)?,
+                exchange_order_id: r.get(11)?,
+                exchange_status: r.get(12)?,
+                filled_quantity: r.get(13)?,
+                client_order_id: r.get(14)?,
+                last_error: r.get(15)?,
+                created_ms: r.get(16)?,
+                first_sent_ms: r.get(17)?,
+                last_sent_ms: r.get(18)?,
+                last_deadline_ms: r.get(19)?,
+            })
+        })
+        .map_err(|e| sqlite_err(path, e))?;
+    rows.collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_err(path, e))
 }
 
 /// One write the journal thread can group with others.

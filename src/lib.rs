@@ -11,11 +11,14 @@
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`executor`]: runs a validated batch against a client and a journal.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
-//! - [`cli`]: the command line.
+//! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
+//! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
 
 pub mod batch;
 pub mod cli;
+pub mod cmd;
 pub mod client;
+pub mod connect;
 pub mod executor;
 pub mod journal;
 pub mod model;

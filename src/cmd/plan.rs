@@ -1,0 +1,86 @@
+//! `hqx plan FILE`: what `run` would do; send and write nothing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{load_batch, queries_word, Failure};
+use crate::executor::exit;
+use crate::journal::{BatchRefusal, Journal, OrderRow};
+use crate::order::OrderState;
+
+/// Options of `hqx plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The batch file.
+    pub file: PathBuf,
+}
+
+/// List each order as to place, already placed, to resolve, or CONFLICT.
+pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+    let file = &args.file;
+    let b = load_batch(file)?;
+    let (rows, conflicts) = if journal_path.exists() {
+        let j = Journal::open(journal_path)?;
+        let conflicts: HashMap<String, String> = match j.check(&b, None)? {
+            Err(BatchRefusal::Conflicts(c)) => c
+                .into_iter()
+                .map(|c| (c.order_id, c.journal_body))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        (j.orders(&b.id)?, conflicts)
+    } else {
+        (Vec::new(), HashMap::new())
+    };
+    let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
+    let (mut place, mut done, mut other) = (0, 0, 0);
+    println!("batch `{}` ({}):", b.id, file.display());
+    for spec in &b.orders {
+        let (what, extra) = match (conflicts.get(&spec.id), by_id.get(spec.id.as_str())) {
+            (Some(journal_body), _) => ("CONFLICT", format!(" (journal has {journal_body})")),
+            (None, None) => {
+                place += 1;
+                ("to place", String::new())
+            }
+            (None, Some(r)) if r.state == OrderState::Pending => {
+                place += 1;
+                ("to place", " (journaled, not yet placed)".into())
+            }
+            (None, Some(r)) if r.state.is_placed() || r.state == OrderState::Rejected => {
+                done += 1;
+                ("already", format!(" ({})", r.state))
+            }
+            (None, Some(r)) => {
+                other += 1;
+                (
+                    "to resolve",
+                    format!(" ({}: will be looked up on the exchange first)", r.state),
+                )
+            }
+        };
+        let i = &spec.intent;
+        println!(
+            "  {what:<10} {:<16} {} {} {} {}{}{extra}",
+            spec.id,
+            i.side,
+            i.quantity,
+            i.pair,
+            i.kind,
+            i.price
+                .as_ref()
+                .map(|p| format!(" @ {p}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run",
+        conflicts.len(),
+        b.queries.len(),
+        queries_word(b.queries.len())
+    );
+    Ok(if conflicts.is_empty() {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
+}
