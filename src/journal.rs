@@ -23,6 +23,7 @@ use crate::order::OrderState;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_send_deadline.sql"),
+    include_str!("../migrations/0003_accounts_and_reconcile.sql"),
 ];
 
 /// What went wrong with the journal.
@@ -301,8 +302,6 @@ impl Journal {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
@@ -314,13 +313,46 @@ impl Journal {
                 known,
             });
         }
+        // A journal about to be upgraded is copied first, whole and
+        // consistent: an upgrade is the one write hqx cannot take back.
+        if found > 0 && found < known {
+            let bak = format!("{}.schema-{found}.bak", path.display());
+            if !Path::new(&bak).exists() {
+                conn.execute("VACUUM INTO ?1", [&bak]).map_err(err)?;
+            }
+        }
         // Each migration runs in a transaction and records user_version.
+        // Foreign keys are off while they run: a migration that rebuilds a
+        // table (SQLite's way to change a column's constraints) drops the
+        // old one, which foreign keys would refuse. What they would have
+        // protected is checked right after.
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .map_err(err)?;
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| JournalError::Migration {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                // Its own text carries the whole migration's SQL.
+                message: match e {
+                    rusqlite_migration::Error::RusqliteError { err, .. } => err.to_string(),
+                    e => e.to_string(),
+                },
             })?;
+        if found < known {
+            let broken: i64 = conn
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })
+                .map_err(err)?;
+            if broken > 0 {
+                return Err(JournalError::Migration {
+                    path: path.to_path_buf(),
+                    message: format!("{broken} row(s) refer to rows that do not exist (PRAGMA foreign_key_check); restore the journal from its backup and report this"),
+                });
+            }
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -387,9 +419,10 @@ impl Journal {
             Ok(reg) => reg,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        let account_id = account_row(&tx, &path, base_url, api_key, now_ms)?;
         tx.execute(
-            "INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms, account_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(id) DO UPDATE SET file_path = excluded.file_path,
                                            file_sha256 = excluded.file_sha256",
             params![
@@ -398,7 +431,8 @@ impl Journal {
                 batch.file_sha256,
                 base_url,
                 api_key,
-                now_ms
+                now_ms,
+                account_id
             ],
         )
         .map_err(err)?;
@@ -406,8 +440,8 @@ impl Journal {
             let mut ins = tx
                 .prepare(
                     "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, price,
-                                         body, state, created_ms, updated_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)
+                                         body, state, created_ms, updated_ms, account_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11)
                      ON CONFLICT(batch_id, order_id) DO NOTHING",
                 )
                 .map_err(err)?;
@@ -431,7 +465,8 @@ impl Journal {
                         i.quantity.text(),
                         i.price.as_ref().map(|p| p.text()),
                         body,
-                        now_ms
+                        now_ms,
+                        account_id
                     ])
                     .map_err(err)?;
                 if n == 1 {
@@ -454,29 +489,118 @@ impl Journal {
         order_rows(&self.conn, &self.path, batch_id)
     }
 
-    /// Every exchange order id adopted by any journal order (any batch).
-    pub fn exchange_ids_in_use(&self) -> Result<HashSet<String>> {
+    /// Every exchange order id of the account adopted by a journal order.
+    pub fn exchange_ids_in_use(&self, account_id: i64) -> Result<HashSet<String>> {
         let mut st = self
             .conn
-            .prepare("SELECT exchange_order_id FROM orders WHERE exchange_order_id IS NOT NULL")
+            .prepare_cached(
+                "SELECT exchange_order_id FROM orders
+                 WHERE account_id = ?1 AND exchange_order_id IS NOT NULL",
+            )
             .map_err(|e| self.err(e))?;
         let ids = st
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map([account_id], |r| r.get::<_, String>(0))
             .map_err(|e| self.err(e))?
             .collect::<std::result::Result<HashSet<_>, _>>()
             .map_err(|e| self.err(e))?;
         Ok(ids)
     }
 
-    /// Start a run; returns its id.
+    /// The account of a batch, if the batch was ever run.
+    pub fn batch_account(&self, batch_id: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT account_id FROM batches WHERE id = ?1",
+                [batch_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Start a run of a batch command; returns its id.
     pub fn begin_run(&mut self, batch_id: &str, command: &str, now_ms: i64) -> Result<i64> {
         self.conn
             .execute(
-                "INSERT INTO runs (batch_id, command, started_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO runs (batch_id, account_id, command, started_ms)
+                 VALUES (?1, (SELECT account_id FROM batches WHERE id = ?1), ?2, ?3)",
                 params![batch_id, command, now_ms],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Journal trades of an account in one transaction; returns how many
+    /// were new (the others were known by (account, trade id)).
+    pub fn insert_trades(
+        &mut self,
+        account_id: i64,
+        run_id: i64,
+        trades: &[TradeRow],
+    ) -> Result<usize> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| sqlite_err(&path, e))?;
+        let n = insert_trades(&tx, &path, account_id, run_id, trades)?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))?;
+        Ok(n)
+    }
+
+    /// Where an incremental read of the account stands (`stream`: trades
+    /// or orders; `pair` '' for all pairs): everything up to this time
+    /// (ms) was read completely. `None` before the first complete read.
+    pub fn cursor(&self, account_id: i64, stream: &str, pair: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT synced_to_ms FROM sync_cursors
+                 WHERE account_id = ?1 AND stream = ?2 AND pair = ?3",
+                params![account_id, stream, pair],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Move a cursor forward to `to_ms` (never back: two readers of one
+    /// account may finish in any order).
+    pub fn advance_cursor(
+        &mut self,
+        account_id: i64,
+        stream: &str,
+        pair: &str,
+        to_ms: i64,
+        run_id: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO sync_cursors (account_id, stream, pair, synced_to_ms, run_id, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(account_id, stream, pair) DO UPDATE SET
+                    synced_to_ms = max(synced_to_ms, excluded.synced_to_ms),
+                    run_id = CASE WHEN excluded.synced_to_ms > synced_to_ms
+                                  THEN excluded.run_id ELSE run_id END,
+                    updated_ms = excluded.updated_ms",
+                params![account_id, stream, pair, to_ms, run_id, now_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Exchange order ids of the account's external orders.
+    pub fn external_ids(&self, account_id: i64) -> Result<HashSet<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT exchange_order_id FROM external_orders WHERE account_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let ids = st
+            .query_map([account_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<HashSet<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
     }
 
     /// Finish a run with its exit code and a one-line summary.
@@ -524,6 +648,81 @@ impl Journal {
         tx.commit().map_err(err)?;
         Ok(out)
     }
+}
+
+/// The id of the account (base URL or binding, public key), created if new.
+fn account_row(
+    conn: &Connection,
+    path: &Path,
+    base_url: &str,
+    api_key: &str,
+    now_ms: i64,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO accounts (base_url, api_key, created_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(base_url, api_key) DO NOTHING",
+        params![base_url, api_key, now_ms],
+    )
+    .map_err(|e| sqlite_err(path, e))?;
+    conn.query_row(
+        "SELECT id FROM accounts WHERE base_url = ?1 AND api_key = ?2",
+        params![base_url, api_key],
+        |r| r.get(0),
+    )
+    .map_err(|e| sqlite_err(path, e))
+}
+
+/// Journal trades of an account: new ones are inserted, known ones (same
+/// account and trade id) only get `last_run_id`. Returns how many were new.
+fn insert_trades(
+    conn: &Connection,
+    path: &Path,
+    account_id: i64,
+    run_id: i64,
+    trades: &[TradeRow],
+) -> Result<usize> {
+    let err = |e| sqlite_err(path, e);
+    let mut ins = conn
+        .prepare_cached(
+            "INSERT INTO trades (account_id, trade_id, exchange_order_id, pair, side, price,
+                                 quantity, fee, fee_currency, traded_ms, first_run_id,
+                                 last_run_id, seen_ms, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
+             ON CONFLICT(account_id, trade_id) DO NOTHING",
+        )
+        .map_err(err)?;
+    let mut seen = conn
+        .prepare_cached(
+            "UPDATE trades SET last_run_id = ?3 WHERE account_id = ?1 AND trade_id = ?2",
+        )
+        .map_err(err)?;
+    let now = crate::client::now_ms();
+    let mut new = 0;
+    for t in trades {
+        let n = ins
+            .execute(params![
+                account_id,
+                t.trade_id,
+                t.exchange_order_id,
+                t.pair,
+                t.side,
+                t.price,
+                t.quantity,
+                t.fee,
+                t.fee_currency,
+                t.traded_ms,
+                run_id,
+                now,
+                t.raw
+            ])
+            .map_err(err)?;
+        if n == 0 {
+            seen.execute(params![account_id, t.trade_id, run_id])
+                .map_err(err)?;
+        }
+        new += n;
+    }
+    Ok(new)
 }
 
 fn sqlite_err(path: &Path, source: rusqlite::Error) -> JournalError {
@@ -654,6 +853,8 @@ pub enum Write {
     Http(HttpRecord),
     /// Trades fetched by a run.
     Trades {
+        /// The account they belong to.
+        account_id: i64,
         /// The run.
         run_id: i64,
         /// The trades.
@@ -750,36 +951,12 @@ fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<
             ])
             .map_err(err)?;
         }
-        Write::Trades { run_id, trades } => {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO trades (trade_id, exchange_order_id, pair, side, price, quantity, fee,
-                                         fee_currency, traded_ms, first_run_id, last_run_id, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
-                     ON CONFLICT(trade_id) DO UPDATE SET
-                        exchange_order_id = excluded.exchange_order_id, pair = excluded.pair,
-                        side = excluded.side, price = excluded.price, quantity = excluded.quantity,
-                        fee = excluded.fee, fee_currency = excluded.fee_currency,
-                        traded_ms = excluded.traded_ms, last_run_id = excluded.last_run_id,
-                        raw = excluded.raw",
-                )
-                .map_err(err)?;
-            for t in trades {
-                st.execute(params![
-                    t.trade_id,
-                    t.exchange_order_id,
-                    t.pair,
-                    t.side,
-                    t.price,
-                    t.quantity,
-                    t.fee,
-                    t.fee_currency,
-                    t.traded_ms,
-                    run_id,
-                    t.raw
-                ])
-                .map_err(err)?;
-            }
+        Write::Trades {
+            account_id,
+            run_id,
+            trades,
+        } => {
+            insert_trades(tx, path, *account_id, *run_id, trades)?;
         }
         Write::Query(q) => {
             let (ok, result, error) = match &q.result {
@@ -933,6 +1110,11 @@ fn run_group(journal: &mut Journal, pending: &mut Vec<Msg>) {
 mod tests {
     use super::*;
 
+    const BATCH_B: &str =
+        "INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (1, 'u', 'k', 1);
+         INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms, account_id)
+         VALUES ('b', 'f', 'h', 'u', 'k', 1, 1)";
+
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
@@ -956,12 +1138,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.db");
         let j = Journal::open(&p).unwrap();
-        j.conn
-            .execute(
-                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1)",
-                [],
-            )
-            .unwrap();
+        j.conn.execute_batch(BATCH_B).unwrap();
         drop(j);
         let j = Journal::open(&p).unwrap();
         assert!(j.batch("b").unwrap().is_some());
@@ -983,10 +1160,10 @@ mod tests {
         let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
         j.conn
             .execute_batch(
-                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
+                &format!("{BATCH_B};
                  INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
-                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'pending', 1, 1),
-                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{}', 'pending', 1, 1);",
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1),
+                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1);"),
             )
             .unwrap();
         let ch = |id: &str, from| {
@@ -1025,7 +1202,7 @@ mod tests {
                 .to_latest(&mut c)
                 .unwrap();
             c.execute_batch(
-                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
+                "INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms) VALUES ('b', 'f', 'h', 'u', 'k', 1);
                  INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, last_sent_ms)
                  VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'unknown', 1, 1, 7);",
             )
@@ -1041,25 +1218,80 @@ mod tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, Journal::schema_version());
     }
 
     #[test]
-    fn one_exchange_order_cannot_be_adopted_twice() {
+    fn one_exchange_order_cannot_be_adopted_twice_within_an_account() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db")).unwrap();
         j.conn
             .execute_batch(
-                "INSERT INTO batches VALUES ('b', 'f', 'h', 'u', 'k', 1);
-                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id)
-                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{}', 'open', 1, 1, 'E1');",
+                &format!("{BATCH_B};
+                 INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (2, 'u', 'k2', 1);
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id, account_id)
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'open', 1, 1, 'E1', 1);"),
             )
             .unwrap();
-        let dup = j.conn.execute(
-            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id)
-             VALUES ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{}', 'open', 1, 1, 'E1')",
-            [],
-        );
-        assert!(dup.is_err());
+        let insert = |order: &str, account: i64| {
+            j.conn.execute(
+                "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms, exchange_order_id, account_id)
+                 VALUES ('b', ?1, 1, 'BTC-USDC', 'buy', 'market', '1', '{}', 'open', 1, 1, 'E1', ?2)",
+                params![order, account],
+            )
+        };
+        assert!(insert("y", 1).is_err(), "same account, same exchange order");
+        // Another account has its own order ids: E1 there is another order.
+        assert!(insert("z", 2).is_ok());
+    }
+
+    #[test]
+    fn trades_are_unique_per_account_and_counted_when_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (1, 'u', 'k', 1), (2, 'u', 'k2', 1);",
+            )
+            .unwrap();
+        let t = |id: &str| TradeRow {
+            trade_id: id.into(),
+            quantity: Some("1".into()),
+            raw: "{}".into(),
+            ..Default::default()
+        };
+        assert_eq!(j.insert_trades(1, 7, &[t("T1"), t("T2")]).unwrap(), 2);
+        assert_eq!(j.insert_trades(1, 8, &[t("T2"), t("T3")]).unwrap(), 1);
+        assert_eq!(j.insert_trades(2, 8, &[t("T1")]).unwrap(), 1);
+        let n: i64 = j
+            .conn
+            .query_row("SELECT count(*) FROM trades", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 4);
+        let last: i64 = j
+            .conn
+            .query_row(
+                "SELECT last_run_id FROM trades WHERE account_id = 1 AND trade_id = 'T2'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(last, 8);
+    }
+
+    #[test]
+    fn cursors_only_move_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (1, 'u', 'k', 1);",
+            )
+            .unwrap();
+        assert_eq!(j.cursor(1, "trades", "").unwrap(), None);
+        j.advance_cursor(1, "trades", "", 100, 1, 1).unwrap();
+        j.advance_cursor(1, "trades", "", 50, 2, 2).unwrap();
+        assert_eq!(j.cursor(1, "trades", "").unwrap(), Some(100));
+        assert_eq!(j.cursor(1, "orders", "").unwrap(), None);
     }
 }

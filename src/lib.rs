@@ -9,15 +9,17 @@
 //! - [`client`]: the signed, rate-limited REST client.
 //! - [`order`]: the order state machine: the only place states change.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
+//! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
 //! - [`executor`]: runs a validated batch against a client and a journal.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
 //! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
 //! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
 
+pub mod account;
 pub mod batch;
 pub mod cli;
-pub mod cmd;
 pub mod client;
+pub mod cmd;
 pub mod connect;
 pub mod executor;
 pub mod journal;

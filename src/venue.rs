@@ -69,6 +69,9 @@ pub struct Venue {
     pub burst: u32,
     /// Largest `limit` the trades endpoint accepts.
     pub trades_page_limit: u32,
+    /// Largest `limit` the my-orders endpoint accepts (assumed: the list is
+    /// paged with `limit` and `page`, oldest first, with a `total`).
+    pub orders_page_limit: u32,
     /// How far the exchange's clock may be from ours before a signed
     /// request is refused, in milliseconds (the sandbox enforces this).
     pub timestamp_window_ms: u64,
@@ -91,6 +94,7 @@ impl Default for Venue {
             rate: 5,
             burst: 5,
             trades_page_limit: 500,
+            orders_page_limit: 500,
             timestamp_window_ms: 30_000,
             request_timeout_ms: 10_000,
             client_order_id_field: None,

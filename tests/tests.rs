@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod interrupt;
+mod migrate;
 mod resolve;
 mod run;
 mod validate;

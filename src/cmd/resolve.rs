@@ -76,7 +76,10 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 "--exchange-id goes with --as placed; an absent order has none (drop it, or say --as placed)",
             ))
         }
-        (Outcome::Placed, Some(x)) if j.exchange_ids_in_use()?.contains(x) => {
+        (Outcome::Placed, Some(x))
+            if j.exchange_ids_in_use(j.batch_account(batch_id)?.unwrap_or_default())?
+                .contains(x) =>
+        {
             return Err(Failure::usage(format!(
                 "exchange order `{x}` already belongs to another journal order; one exchange order cannot be two batch orders: check the id (SELECT batch_id, order_id FROM orders WHERE exchange_order_id = '{x}')"
             )))

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{load_batch, Failure};
+use crate::account::{Account, ReadOptions, Stop};
 use crate::batch::Batch;
 use crate::client::now_ms;
 use crate::connect::{lock_batch, Connection, Exchange};
-use crate::executor::{exit, Executor, RunOptions, RunReport, Stop};
+use crate::executor::{exit, Executor, RunOptions, RunReport};
 use crate::journal::{BatchRefusal, Journal, JournalWriter};
 use crate::order::OrderState;
 
@@ -86,20 +87,25 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let run_id = journal.begin_run(&b.id, "run", now_ms())?;
 
     let client = ex.client(&args.conn)?;
+    let account_id = journal
+        .batch_account(&b.id)?
+        .ok_or_else(|| Failure::failed("the batch was just registered but has no account"))?;
     let (writer, thread) = JournalWriter::spawn(journal);
     let stop = Arc::new(Stop::default());
-    let opts = RunOptions {
+    let read = ReadOptions {
         absent_grace: Duration::from_millis(args.absent_grace_ms),
-        ..RunOptions::default()
+        ..ReadOptions::default()
     };
-    let exec = Executor::new(
+    let acct = Account::new(
         client,
         writer.clone(),
-        b.clone(),
+        account_id,
         run_id,
-        opts,
+        Some(b.id.clone()),
+        read,
         stop.clone(),
     );
+    let exec = Executor::new(acct, b.clone(), RunOptions::default());
     let report = ex.rt.block_on(async {
         watch_ctrl_c(stop.clone());
         exec.run().await
