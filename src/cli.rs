@@ -14,6 +14,11 @@ pub struct Cli {
     /// The SQLite journal.
     #[arg(long, global = true, env = "HQX_JOURNAL", default_value = "hqx.db")]
     pub journal: PathBuf,
+    /// Refuse to create the journal: `run` and `reconcile` exit 2 when it
+    /// is missing (a lost journal would place every order again); create
+    /// it once with `hqx journal init`.
+    #[arg(long, global = true, env = "HQX_JOURNAL_MUST_EXIST", value_parser = clap::builder::FalseyValueParser::new())]
+    pub journal_must_exist: bool,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -35,6 +40,12 @@ pub enum Command {
     Sandbox(cmd::sandbox::Args),
     /// Settle an order whose outcome is unknown, by what you know.
     Resolve(cmd::resolve::Args),
+    /// Bring the journal up to date with the exchange account; exit 5 on drift.
+    Reconcile(cmd::reconcile::Args),
+    /// Acknowledge a reconcile finding, with a note, so it stops alerting.
+    Ack(cmd::ack::Args),
+    /// Create, back up or check the journal.
+    Journal(cmd::journal::Args),
 }
 
 /// Run the parsed command; returns the exit code.
@@ -43,8 +54,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Plan(a) => cmd::plan::run(journal, a),
-        Command::Run(a) => cmd::run::run(journal, a),
+        Command::Run(a) => cmd::run::run(journal, cli.journal_must_exist, a),
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Resolve(a) => cmd::resolve::run(journal, a),
+        Command::Reconcile(a) => cmd::reconcile::run(journal, cli.journal_must_exist, a),
+        Command::Ack(a) => cmd::ack::run(journal, a),
+        Command::Journal(a) => cmd::journal::run(journal, a),
     }
 }

@@ -449,6 +449,8 @@ pub struct ExchangeOrder {
     pub created_ms: Option<i64>,
     /// Client order id, where supported.
     pub client_order_id: Option<String>,
+    /// The order object as the exchange sent it (JSON text).
+    pub raw: String,
 }
 
 /// A JSON value as text: strings as they are, numbers in their JSON text.
@@ -512,6 +514,7 @@ impl ExchangeOrder {
             average_price: text_of(field(v, &["averagePrice", "average_price", "avgPrice"])),
             created_ms: ms_of(field(v, &["createdAt", "created_at", "timestamp", "time"])),
             client_order_id: text_of(field(v, &["clientOrderId", "client_order_id"])),
+            raw: v.to_string(),
         })
     }
 }

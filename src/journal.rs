@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
 use crate::batch::Batch;
+use crate::client::ExchangeOrder;
 use crate::order::OrderState;
 
 /// The migrations, in order. Only ever append.
@@ -265,6 +266,124 @@ pub struct QueryResult {
     pub result: std::result::Result<String, String>,
 }
 
+/// One currency's balance as the exchange reported it (decimal text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRow {
+    /// Currency.
+    pub currency: String,
+    /// Available.
+    pub available: String,
+    /// Locked in open orders.
+    pub locked: String,
+    /// available + locked, exact.
+    pub total: String,
+}
+
+/// A balance snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Its id.
+    pub id: i64,
+    /// When the balances were read (ms).
+    pub taken_ms: i64,
+    /// Per currency.
+    pub balances: Vec<BalanceRow>,
+}
+
+/// Something reconcile found that a routine sync does not explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `external_order`, `missing_fills`, `excess_fills`, `unexplained_balance`.
+    pub kind: String,
+    /// What it is about (an order, a currency between two snapshots).
+    pub subject: String,
+    /// The figures, for people.
+    pub detail: String,
+    /// The figures, for comparing: a change re-opens an acknowledged finding.
+    pub fingerprint: String,
+}
+
+/// How a finding stood in this reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First seen now: drift.
+    New,
+    /// Seen before, went away or was acknowledged with other figures, and
+    /// is back: drift.
+    Reopened,
+    /// Seen before and still open: listed, not new drift.
+    Known,
+    /// Acknowledged by a person, same figures: listed, never drift.
+    Acknowledged,
+    /// No longer true.
+    Cleared,
+}
+
+impl Seen {
+    /// The spelling in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seen::New => "new",
+            Seen::Reopened => "reopened",
+            Seen::Known => "known",
+            Seen::Acknowledged => "acknowledged",
+            Seen::Cleared => "cleared",
+        }
+    }
+
+    /// New drift: it alerts.
+    pub fn is_drift(self) -> bool {
+        matches!(self, Seen::New | Seen::Reopened)
+    }
+}
+
+/// A finding as journaled.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    /// Its id (for `hqx ack ID`).
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Subject.
+    pub subject: String,
+    /// Figures.
+    pub detail: String,
+    /// How this reconcile saw it.
+    pub seen: Seen,
+    /// First seen (ms).
+    pub first_seen_ms: i64,
+    /// How many reconciles saw it.
+    pub times_seen: i64,
+    /// A person's note, when acknowledged.
+    pub ack_note: Option<String>,
+}
+
+/// Whether findings of this kind clear by themselves when no longer seen
+/// (a state of the account), or wait for a person (an event in the past).
+pub fn finding_kind_clears(kind: &str) -> bool {
+    kind != "unexplained_balance"
+}
+
+fn finding_row(conn: &Connection, path: &Path, id: i64, seen: Seen) -> Result<FindingRow> {
+    conn.query_row(
+        "SELECT id, kind, subject, detail, first_seen_ms, times_seen, ack_note FROM findings WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(FindingRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                subject: r.get(2)?,
+                detail: r.get(3)?,
+                seen,
+                first_seen_ms: r.get(4)?,
+                times_seen: r.get(5)?,
+                ack_note: r.get(6)?,
+            })
+        },
+    )
+    .map_err(|e| sqlite_err(path, e))
+}
+
 /// The journal: one SQLite connection and the typed operations on it.
 pub struct Journal {
     conn: Connection,
@@ -357,6 +476,61 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The schema version of the journal file at `path`, without upgrading it.
+    pub fn file_schema_version(path: &Path) -> Result<i64> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sqlite_err(path, e))?;
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| sqlite_err(path, e))
+    }
+
+    /// A consistent copy of the journal at `dest`, taken while other hqx
+    /// processes may be writing (VACUUM INTO reads one snapshot).
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let dest = dest.to_str().ok_or_else(|| JournalError::Migration {
+            path: dest.to_path_buf(),
+            message: "the backup path is not UTF-8".into(),
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", [dest])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// SQLite's integrity check: an empty list when all is well.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let mut fk = self
+            .conn
+            .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+            .map_err(|e| self.err(e))?;
+        let broken = fk
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} row {} refers to a missing {} row",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r != "ok")
+            .chain(broken)
+            .collect())
     }
 
     /// The schema version this binary writes.
@@ -618,6 +792,401 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    // ---- reconcile: accounts, external orders, balances, findings ----
+
+    /// The id of an account (binding, public key), created if new.
+    pub fn account(&mut self, base_url: &str, api_key: &str, now_ms: i64) -> Result<i64> {
+        account_row(&self.conn, &self.path, base_url, api_key, now_ms)
+    }
+
+    /// The ids of the batches bound to an account.
+    pub fn account_batches(&self, account_id: i64) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM batches WHERE account_id = ?1 ORDER BY created_ms, id")
+            .map_err(|e| self.err(e))?;
+        let ids = st
+            .query_map([account_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Start a run of an account command (`reconcile`); returns its id.
+    pub fn begin_account_run(
+        &mut self,
+        account_id: i64,
+        command: &str,
+        now_ms: i64,
+    ) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (account_id, command, started_ms) VALUES (?1, ?2, ?3)",
+                params![account_id, command, now_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Record an order of the account that no journal order holds. Returns
+    /// whether it was new to the journal.
+    pub fn record_external(
+        &mut self,
+        account_id: i64,
+        run_id: i64,
+        e: &ExchangeOrder,
+    ) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO external_orders (account_id, exchange_order_id, pair, side, type,
+                    quantity, price, status, filled_quantity, average_price, created_ms,
+                    first_run_id, last_run_id, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
+                 ON CONFLICT(account_id, exchange_order_id) DO NOTHING",
+            )
+            .map_err(|e| self.err(e))?
+            .execute(params![
+                account_id,
+                e.id,
+                e.pair,
+                e.side,
+                e.kind,
+                e.quantity,
+                e.price,
+                e.status,
+                e.filled_quantity,
+                e.average_price,
+                e.created_ms,
+                run_id,
+                e.raw
+            ])
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            self.conn
+                .prepare_cached(
+                    "UPDATE external_orders SET status = ?3, filled_quantity = ?4,
+                        average_price = ?5, last_run_id = ?6, raw = ?7
+                     WHERE account_id = ?1 AND exchange_order_id = ?2",
+                )
+                .map_err(|e| self.err(e))?
+                .execute(params![
+                    account_id,
+                    e.id,
+                    e.status,
+                    e.filled_quantity,
+                    e.average_price,
+                    run_id,
+                    e.raw
+                ])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(n == 1)
+    }
+
+    /// External orders of the account still open as last seen.
+    pub fn external_open(&self, account_id: i64) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT exchange_order_id FROM external_orders
+                 WHERE account_id = ?1 AND coalesce(status, 'open') NOT IN
+                    ('filled', 'cancelled', 'canceled', 'rejected', 'expired', 'done', 'closed')",
+            )
+            .map_err(|e| self.err(e))?;
+        let ids = st
+            .query_map([account_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// The quantities of the account's journaled trades, by exchange order id.
+    pub fn trade_quantities(&self, account_id: i64) -> Result<Vec<(String, Option<String>)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT exchange_order_id, quantity FROM trades
+                 WHERE account_id = ?1 AND exchange_order_id IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// The account's trades stamped after `after_ms` and at or before `upto_ms`.
+    pub fn trades_between(
+        &self,
+        account_id: i64,
+        after_ms: i64,
+        upto_ms: i64,
+    ) -> Result<Vec<TradeRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT trade_id, exchange_order_id, pair, side, price, quantity, fee,
+                        fee_currency, traded_ms, raw
+                 FROM trades WHERE account_id = ?1 AND traded_ms > ?2 AND traded_ms <= ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![account_id, after_ms, upto_ms], |r| {
+                Ok(TradeRow {
+                    trade_id: r.get(0)?,
+                    exchange_order_id: r.get(1)?,
+                    pair: r.get(2)?,
+                    side: r.get(3)?,
+                    price: r.get(4)?,
+                    quantity: r.get(5)?,
+                    fee: r.get(6)?,
+                    fee_currency: r.get(7)?,
+                    traded_ms: r.get(8)?,
+                    raw: r.get(9)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// The account's latest balance snapshot, if any.
+    pub fn last_snapshot(&self, account_id: i64) -> Result<Option<Snapshot>> {
+        let head: Option<(i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT id, taken_ms FROM balance_snapshots WHERE account_id = ?1
+                 ORDER BY id DESC LIMIT 1",
+                [account_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((id, taken_ms)) = head else {
+            return Ok(None);
+        };
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT currency, available, locked, total FROM balances
+                 WHERE snapshot_id = ?1 ORDER BY currency",
+            )
+            .map_err(|e| self.err(e))?;
+        let balances = st
+            .query_map([id], |r| {
+                Ok(BalanceRow {
+                    currency: r.get(0)?,
+                    available: r.get(1)?,
+                    locked: r.get(2)?,
+                    total: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(Some(Snapshot {
+            id,
+            taken_ms,
+            balances,
+        }))
+    }
+
+    /// Journal a balance snapshot; returns its id.
+    pub fn insert_snapshot(
+        &mut self,
+        account_id: i64,
+        run_id: i64,
+        taken_ms: i64,
+        balances: &[BalanceRow],
+    ) -> Result<i64> {
+        let path = self.path.clone();
+        let err = |e| sqlite_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO balance_snapshots (account_id, run_id, taken_ms) VALUES (?1, ?2, ?3)",
+            params![account_id, run_id, taken_ms],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO balances (snapshot_id, currency, available, locked, total)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for b in balances {
+                st.execute(params![id, b.currency, b.available, b.locked, b.total])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    /// Record what this reconcile found, against what earlier ones did, in
+    /// one transaction: new and re-opened findings are drift; open ones
+    /// seen again are known; acknowledged ones with the same figures stay
+    /// acknowledged. With `clear_stale` (the reconcile read everything),
+    /// state findings not seen this time are cleared.
+    pub fn record_findings(
+        &mut self,
+        account_id: i64,
+        run_id: i64,
+        now_ms: i64,
+        found: &[Finding],
+        clear_stale: bool,
+    ) -> Result<(Vec<FindingRow>, Vec<FindingRow>)> {
+        let path = self.path.clone();
+        let err = |e| sqlite_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut seen = Vec::new();
+        let mut subjects = HashSet::new();
+        for f in found {
+            subjects.insert((f.kind.clone(), f.subject.clone()));
+            let old: Option<(i64, String, String)> = tx
+                .query_row(
+                    "SELECT id, status, fingerprint FROM findings
+                     WHERE account_id = ?1 AND kind = ?2 AND subject = ?3",
+                    params![account_id, f.kind, f.subject],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(err)?;
+            let (id, seen_as) = match old {
+                None => {
+                    tx.execute(
+                        "INSERT INTO findings (account_id, kind, subject, detail, fingerprint,
+                            first_run_id, last_run_id, first_seen_ms, last_seen_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)",
+                        params![
+                            account_id,
+                            f.kind,
+                            f.subject,
+                            f.detail,
+                            f.fingerprint,
+                            run_id,
+                            now_ms
+                        ],
+                    )
+                    .map_err(err)?;
+                    (tx.last_insert_rowid(), Seen::New)
+                }
+                Some((id, status, fingerprint)) => {
+                    let seen_as = match status.as_str() {
+                        "cleared" => Seen::Reopened,
+                        "acknowledged" if fingerprint == f.fingerprint => Seen::Acknowledged,
+                        "acknowledged" => Seen::Reopened,
+                        _ => Seen::Known,
+                    };
+                    tx.execute(
+                        "UPDATE findings SET detail = ?2, fingerprint = ?3, last_run_id = ?4,
+                            last_seen_ms = ?5, times_seen = times_seen + 1,
+                            status = CASE WHEN ?6 THEN 'open' ELSE status END,
+                            cleared_ms = NULL
+                         WHERE id = ?1",
+                        params![
+                            id,
+                            f.detail,
+                            f.fingerprint,
+                            run_id,
+                            now_ms,
+                            seen_as == Seen::Reopened
+                        ],
+                    )
+                    .map_err(err)?;
+                    (id, seen_as)
+                }
+            };
+            seen.push(finding_row(&tx, &path, id, seen_as)?);
+        }
+        // State findings that are no longer true are cleared; event
+        // findings stay until a person acknowledges them.
+        let mut cleared = Vec::new();
+        let stale: Vec<(i64, String, String)> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, kind, subject FROM findings
+                     WHERE account_id = ?1 AND status IN ('open', 'acknowledged')",
+                )
+                .map_err(err)?;
+            let rows = st
+                .query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(err)?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(err)?;
+            rows
+        };
+        for (id, kind, subject) in stale {
+            if !clear_stale
+                || subjects.contains(&(kind.clone(), subject))
+                || !finding_kind_clears(&kind)
+            {
+                continue;
+            }
+            tx.execute(
+                "UPDATE findings SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1",
+                params![id, now_ms],
+            )
+            .map_err(err)?;
+            cleared.push(finding_row(&tx, &path, id, Seen::Cleared)?);
+        }
+        tx.commit().map_err(err)?;
+        Ok((seen, cleared))
+    }
+
+    /// Open findings of the account not seen by this run (event findings
+    /// waiting for a person), so that reports can list them as known.
+    pub fn findings_waiting(&self, account_id: i64, run_id: i64) -> Result<Vec<FindingRow>> {
+        let ids: Vec<i64> = {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT id FROM findings WHERE account_id = ?1 AND status = 'open'
+                     AND last_run_id <> ?2 ORDER BY id",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![account_id, run_id], |r| r.get(0))
+                .map_err(|e| self.err(e))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+            rows
+        };
+        ids.into_iter()
+            .map(|id| finding_row(&self.conn, &self.path, id, Seen::Known))
+            .collect()
+    }
+
+    /// A person acknowledges a finding, with a note. Returns the finding
+    /// as it now stands, or `None` if there is no such finding.
+    pub fn ack_finding(&mut self, id: i64, note: &str, now_ms: i64) -> Result<Option<FindingRow>> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE findings SET status = 'acknowledged', ack_note = ?2, ack_ms = ?3
+                 WHERE id = ?1",
+                params![id, note, now_ms],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        finding_row(&self.conn, &self.path, id, Seen::Acknowledged).map(Some)
     }
 
     /// Apply writes in one transaction; each item in its own savepoint so

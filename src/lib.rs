@@ -11,6 +11,7 @@
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
 //! - [`executor`]: runs a validated batch against a client and a journal.
+//! - [`reconcile`]: keeps the journal true to the exchange account; finds drift.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
 //! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
 //! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
@@ -25,6 +26,7 @@ pub mod executor;
 pub mod journal;
 pub mod model;
 pub mod order;
+pub mod reconcile;
 pub mod sandbox;
 pub mod sign;
 pub mod venue;

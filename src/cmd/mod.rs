@@ -4,7 +4,10 @@
 //! Errors that reach the user are [`Failure`]s: an exit code and a message
 //! that says what to do next. `main` maps them to the process exit code.
 
+pub mod ack;
+pub mod journal;
 pub mod plan;
+pub mod reconcile;
 pub mod resolve;
 pub mod run;
 pub mod sandbox;

@@ -59,10 +59,11 @@ pub(crate) fn refusal_message(b: &Batch, binding: &str, api_key: &str, r: &Batch
 }
 
 /// Run the batch; returns the exit code.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Failure> {
     // Everything that can be refused is checked before anything is
     // written or sent.
     let b = Arc::new(load_batch(&args.file)?);
+    super::journal::require(journal_path, must_exist)?;
     let _lock = lock_batch(journal_path, &b.id)?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
