@@ -362,10 +362,11 @@ async fn limits_rest_or_fill_markets_fill_and_balances_move() {
         .await;
     assert_eq!(m2["averagePrice"], "19.99");
     assert_eq!(t.balance("SOL").await, ("1006".into(), "0".into()));
-    // USDC: -10000.05 locked, -24012, +1599.2, -200.1, +79.96
+    // USDC: -10000.05 locked, -24012, +1599.2, -200.1, +79.96, and
+    // fees of 0.1 % on each fill: 24.012 + 1.5992 + 0.2001 + 0.07996.
     assert_eq!(
         t.balance("USDC").await,
-        ("9967467.01".into(), "10000.05".into())
+        ("9967441.11874".into(), "10000.05".into())
     );
     // Trades: one per fill, newest first.
     let (_, tr) = t.get("/trading/api/v1/trades/my").await;
@@ -375,7 +376,7 @@ async fn limits_rest_or_fill_markets_fill_and_balances_move() {
     assert_eq!(trades[0]["side"], "sell");
     assert_eq!(trades[0]["price"], "19.99");
     assert_eq!(trades[0]["quantity"], "4");
-    assert_eq!(trades[0]["fee"], "0");
+    assert_eq!(trades[0]["fee"], "0.07996");
     assert_eq!(trades[0]["feeCurrency"], "USDC");
     assert_eq!(trades[3]["orderId"], fill["id"]);
     let (_, open) = t.get("/trading/api/v1/orders/my?status=open").await;
