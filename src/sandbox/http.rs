@@ -1223,6 +1223,30 @@ mod tests {
         );
         assert_eq!(get("/nope"), Route::NotFound);
         assert_eq!(get("/sandbox/orders"), Route::SandboxOrders);
+        assert_eq!(get("/sandbox/trades"), Route::SandboxTrades);
+        assert_eq!(get("/trading/api/v1/ticker"), Route::Api(Api::Ticker));
+        let post = |p: &str| r.resolve(&Method::POST, p);
+        assert_eq!(
+            post("/sandbox/market"),
+            Route::SandboxControl(ControlKind::Market)
+        );
+        assert_eq!(
+            post("/sandbox/fill"),
+            Route::SandboxControl(ControlKind::Fill)
+        );
+        assert_eq!(
+            post("/sandbox/deposit"),
+            Route::SandboxControl(ControlKind::Deposit)
+        );
+        assert_eq!(
+            post("/sandbox/after-trades-pages"),
+            Route::SandboxAfterTradesPages
+        );
+        assert_eq!(get("/sandbox/fill"), Route::MethodNotAllowed("POST".into()));
+        assert_eq!(
+            post("/sandbox/trades"),
+            Route::MethodNotAllowed("GET".into())
+        );
         let bad = |f: fn(&mut Paths)| {
             let mut p = Paths::default();
             f(&mut p);
@@ -1232,6 +1256,9 @@ mod tests {
         assert!(bad(|p| p.order_by_id = "/order/:id".into()).contains("{id}"));
         assert!(bad(|p| p.my_orders = "/sandbox/x".into()).contains("reserved"));
         assert!(bad(|p| p.my_trades = p.balances.clone()).contains("both GET"));
+        assert!(bad(|p| p.ticker = p.my_orders.clone()).contains("both GET"));
+        assert!(bad(|p| p.ticker = "/ticker?pair=".into()).contains("`ticker`"));
+        assert!(bad(|p| p.ticker = "/sandbox/ticker".into()).contains("reserved"));
     }
 
     #[test]
