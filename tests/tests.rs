@@ -10,4 +10,5 @@ mod faults;
 mod interrupt;
 mod resolve;
 mod run;
+mod sandbox_market;
 mod validate;
