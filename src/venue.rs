@@ -77,10 +77,10 @@ pub struct Venue {
     /// Largest `limit` the trades endpoint accepts.
     pub trades_page_limit: u32,
     /// Largest `limit` the my-orders endpoint accepts (assumed, as is its
-    /// paging: `limit` defaults to 100, `page` counts from 1, oldest
-    /// first by creation time then id, so orders created while a client
-    /// pages append at the end and never shift earlier pages; the answer
-    /// is `{orders, page, limit, total}`).
+    /// paging: `page` counts from 1; oldest first by creation time, then
+    /// id, so orders created while a client pages append at the end and
+    /// never shift earlier pages; without `limit`, every matching order
+    /// in one page; the answer is `{orders, page, limit, total}`).
     pub orders_page_limit: u32,
     /// How far the exchange's clock may be from ours before a signed
     /// request is refused, in milliseconds (the sandbox enforces this).
