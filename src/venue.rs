@@ -27,7 +27,9 @@ pub struct Paths {
     pub place_order: String,
     /// `GET`: my trades (published path; the query parameters are assumed).
     pub my_trades: String,
-    /// `GET`: my orders, query `pair`, `status` (assumed).
+    /// `GET`: my orders, query `pair`, `status`, `from`, `to` (on the
+    /// creation time, ms, inclusive), `limit`, `page`; oldest first
+    /// (assumed, like the paging: see [`Venue::orders_page_limit`]).
     pub my_orders: String,
     /// `GET` one order / `DELETE` to cancel; `{id}` is replaced (assumed).
     pub order_by_id: String,
@@ -35,6 +37,10 @@ pub struct Paths {
     pub balances: String,
     /// `POST`: create a deposit address (assumed).
     pub deposit_address: String,
+    /// `GET`: a pair's reference price with the best bid and ask, query
+    /// `pair`, answering `{pair, price, bid, ask, timestamp}` (assumed;
+    /// used for pre-trade price bands).
+    pub ticker: String,
 }
 
 impl Default for Paths {
@@ -46,6 +52,7 @@ impl Default for Paths {
             order_by_id: "/trading/api/v1/order/{id}".into(),
             balances: "/account/api/v1/balances".into(),
             deposit_address: "/account/api/v1/deposit/address".into(),
+            ticker: "/trading/api/v1/ticker".into(),
         }
     }
 }
@@ -69,8 +76,11 @@ pub struct Venue {
     pub burst: u32,
     /// Largest `limit` the trades endpoint accepts.
     pub trades_page_limit: u32,
-    /// Largest `limit` the my-orders endpoint accepts (assumed: the list is
-    /// paged with `limit` and `page`, oldest first, with a `total`).
+    /// Largest `limit` the my-orders endpoint accepts (assumed, as is its
+    /// paging: `page` counts from 1; oldest first by creation time, then
+    /// id, so orders created while a client pages append at the end and
+    /// never shift earlier pages; without `limit`, every matching order
+    /// in one page; the answer is `{orders, page, limit, total}`).
     pub orders_page_limit: u32,
     /// How far the exchange's clock may be from ours before a signed
     /// request is refused, in milliseconds (the sandbox enforces this).

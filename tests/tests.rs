@@ -11,4 +11,5 @@ mod interrupt;
 mod migrate;
 mod resolve;
 mod run;
+mod sandbox_market;
 mod validate;

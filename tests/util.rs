@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use hqx::sandbox::{AcceptedOrder, FaultSpec, Sandbox, SandboxConfig};
+use hqx::sandbox::{AcceptedOrder, AcceptedTrade, Control, FaultSpec, Sandbox, SandboxConfig};
 use tempfile::TempDir;
 
 /// One test's world.
@@ -108,6 +108,37 @@ impl Env {
         let url = format!("{}/sandbox/orders", self.base_url());
         self.rt
             .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+
+    /// Every trade the exchange made, oldest first, through its HTTP endpoint.
+    pub fn exchange_trades(&self) -> Vec<AcceptedTrade> {
+        let url = format!("{}/sandbox/trades", self.base_url());
+        self.rt
+            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+
+    /// Move the market, fill an order or deposit (see `Control`); panics
+    /// if the sandbox refuses.
+    pub fn control(&self, c: Control) -> serde_json::Value {
+        self.sandbox()
+            .control(c.clone())
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"))
+    }
+
+    /// Set `pair`'s reference price; what crosses fills.
+    pub fn market(&self, pair: &str, price: &str) -> serde_json::Value {
+        self.control(Control::Market {
+            pair: pair.into(),
+            price: price.into(),
+        })
+    }
+
+    /// Fill `quantity` of an exchange order (all that remains if `None`).
+    pub fn fill(&self, exchange_id: &str, quantity: Option<&str>) -> serde_json::Value {
+        self.control(Control::Fill {
+            order_id: exchange_id.into(),
+            quantity: quantity.map(str::to_string),
+        })
     }
 
     pub fn set_faults(&self, spec: &str, seed: u64) {

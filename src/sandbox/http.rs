@@ -28,17 +28,23 @@ use crate::sign::{verify, Secret};
 use crate::venue::Paths;
 
 use super::exchange::{
-    BalanceView, CancelRefusal, Event, Order, OrderView, PlaceRefusal, PlaceRequest, Status,
-    TradeFilter, TradeView,
+    is_currency, BalanceView, CancelRefusal, ControlRefusal, Event, Order, OrderFilter, OrderView,
+    PlaceRefusal, PlaceRequest, Status, TradeFilter, TradeView,
 };
 use super::faults::{Fault, FaultState};
-use super::store::Books;
-use super::AcceptedOrder;
+use super::store::{Books, Trigger};
+use super::{AcceptedOrder, AcceptedTrade, Control};
 
 /// Largest request body read, in bytes.
 const MAX_BODY: usize = 1 << 20;
 /// Longest client order id accepted.
 const MAX_CLIENT_ORDER_ID: usize = 64;
+/// Page size of the my-orders listing when `limit` is not given: `None`,
+/// every matching order in one page. A client that does not page (as
+/// hqx's executor reads the list today, to prove an order absent) must
+/// see the whole list; a page size of 100 here would hide newer orders
+/// from it and make it send them twice.
+const DEFAULT_ORDERS_LIMIT: Option<i64> = None;
 
 /// Everything a request handler needs, shared by all connections.
 pub(super) struct Shared {
@@ -46,6 +52,7 @@ pub(super) struct Shared {
     pub(super) secret: Secret,
     pub(super) timestamp_window_ms: u64,
     pub(super) trades_page_limit: u32,
+    pub(super) orders_page_limit: u32,
     pub(super) client_order_id_field: Option<String>,
     pub(super) routes: Routes,
     /// The one lock around the state (books and state file).
@@ -89,6 +96,7 @@ pub(super) enum Api {
     MyTrades,
     Balances,
     DepositAddress,
+    Ticker,
     GetOrder(String),
     Cancel(String),
 }
@@ -98,10 +106,22 @@ pub(super) enum Api {
 pub(super) enum Route {
     Api(Api),
     SandboxOrders,
+    SandboxTrades,
+    /// A `POST /sandbox/...` control endpoint.
+    SandboxControl(ControlKind),
+    SandboxAfterTradesPages,
     Health,
     /// The path exists, with these methods.
     MethodNotAllowed(String),
     NotFound,
+}
+
+/// Which control endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ControlKind {
+    Market,
+    Fill,
+    Deposit,
 }
 
 /// The API paths of the venue profile, checked.
@@ -111,6 +131,7 @@ pub(super) struct Routes {
     my_trades: String,
     balances: String,
     deposit_address: String,
+    ticker: String,
     order_prefix: String,
     order_suffix: String,
 }
@@ -146,6 +167,7 @@ impl Routes {
         check("my_trades", &paths.my_trades, false)?;
         check("balances", &paths.balances, false)?;
         check("deposit_address", &paths.deposit_address, false)?;
+        check("ticker", &paths.ticker, false)?;
         check("order_by_id", &paths.order_by_id, true)?;
         if paths.place_order == paths.deposit_address {
             return Err(format!(
@@ -157,6 +179,7 @@ impl Routes {
             ("my_orders", &paths.my_orders),
             ("my_trades", &paths.my_trades),
             ("balances", &paths.balances),
+            ("ticker", &paths.ticker),
         ];
         for (i, (a, pa)) in gets.iter().enumerate() {
             for (b, pb) in &gets[i + 1..] {
@@ -172,6 +195,7 @@ impl Routes {
             my_trades: paths.my_trades.clone(),
             balances: paths.balances.clone(),
             deposit_address: paths.deposit_address.clone(),
+            ticker: paths.ticker.clone(),
             order_prefix: prefix.to_string(),
             order_suffix: suffix.to_string(),
         })
@@ -185,6 +209,7 @@ impl Routes {
             (&self.my_trades, Method::GET, Api::MyTrades),
             (&self.balances, Method::GET, Api::Balances),
             (&self.deposit_address, Method::POST, Api::DepositAddress),
+            (&self.ticker, Method::GET, Api::Ticker),
         ];
         let mut allowed: Vec<&'static str> = Vec::new();
         for (p, m, api) in fixed {
@@ -207,8 +232,22 @@ impl Routes {
         }
         match (path, method) {
             ("/sandbox/orders", &Method::GET) => Route::SandboxOrders,
+            ("/sandbox/trades", &Method::GET) => Route::SandboxTrades,
             ("/sandbox/health", &Method::GET) => Route::Health,
-            ("/sandbox/orders" | "/sandbox/health", _) => Route::MethodNotAllowed("GET".into()),
+            ("/sandbox/market", &Method::POST) => Route::SandboxControl(ControlKind::Market),
+            ("/sandbox/fill", &Method::POST) => Route::SandboxControl(ControlKind::Fill),
+            ("/sandbox/deposit", &Method::POST) => Route::SandboxControl(ControlKind::Deposit),
+            ("/sandbox/after-trades-pages", &Method::POST) => Route::SandboxAfterTradesPages,
+            ("/sandbox/orders" | "/sandbox/trades" | "/sandbox/health", _) => {
+                Route::MethodNotAllowed("GET".into())
+            }
+            (
+                "/sandbox/market"
+                | "/sandbox/fill"
+                | "/sandbox/deposit"
+                | "/sandbox/after-trades-pages",
+                _,
+            ) => Route::MethodNotAllowed("POST".into()),
             _ => Route::NotFound,
         }
     }
@@ -260,6 +299,11 @@ pub(super) async fn serve(
     let result = match route {
         Route::Api(api) => api_request(&shared, api, &parts.headers, &parts.uri, &body).await,
         Route::SandboxOrders => Ok(json(200, &accepted_orders(&shared))),
+        Route::SandboxTrades => Ok(json(200, &accepted_trades(&shared))),
+        Route::SandboxControl(kind) => Ok(respond(
+            parse_control(kind, &body, &shared.api_key).and_then(|c| control(&shared, &c)),
+        )),
+        Route::SandboxAfterTradesPages => Ok(respond(after_trades_pages(&shared, &body))),
         Route::Health => Ok(json(200, &serde_json::json!({"ok": true}))),
         Route::MethodNotAllowed(allow) => {
             let mut r = error(
@@ -300,6 +344,233 @@ pub(super) fn accepted_orders(shared: &Shared) -> Vec<AcceptedOrder> {
         .iter()
         .map(Order::accepted)
         .collect()
+}
+
+/// Every trade, oldest first.
+pub(super) fn accepted_trades(shared: &Shared) -> Vec<AcceptedTrade> {
+    let books = lock(&shared.books);
+    books
+        .exchange
+        .all_trades()
+        .iter()
+        .map(TradeView::to_accepted)
+        .collect()
+}
+
+/// A control answer: 200 with the JSON, or the refusal.
+fn respond(r: Result<Value, Refusal>) -> Response<Body> {
+    match r {
+        Ok(v) => json(200, &v),
+        Err(r) => error(r.status, r.code, r.message),
+    }
+}
+
+impl From<ControlRefusal> for Refusal {
+    fn from(r: ControlRefusal) -> Refusal {
+        match r {
+            ControlRefusal::Invalid(m) => Refusal::bad_request("invalid_request", m),
+            ControlRefusal::NotFound(m) => Refusal::new(404, "not_found", m),
+            ControlRefusal::NotOpen(m) => Refusal::new(409, "not_open", m),
+        }
+    }
+}
+
+/// Run a control action: decide, make durable, apply; answer what happened.
+pub(super) fn control(shared: &Shared, c: &Control) -> Result<Value, Refusal> {
+    let mut books = lock(&shared.books);
+    run_control(&mut books, c, now_ms())
+}
+
+/// [`control`] with the state already locked (also used by triggers).
+fn run_control(books: &mut Books, c: &Control, now: i64) -> Result<Value, Refusal> {
+    let event = match c {
+        Control::Market { pair, price } => books.exchange.decide_market(pair, price, now),
+        Control::Fill { order_id, quantity } => {
+            books
+                .exchange
+                .decide_fill(order_id, quantity.as_deref(), now)
+        }
+        Control::Deposit { currency, amount } => {
+            books.exchange.decide_deposit(currency, amount, now)
+        }
+    }?;
+    let trades = match &event {
+        Event::Market { fills, .. } => fills.len(),
+        Event::Fill { .. } => 1,
+        _ => 0,
+    };
+    books.commit(event).map_err(Refusal::server_error)?;
+    let x = &books.exchange;
+    let made = x.last_trades(trades);
+    let answer = match c {
+        Control::Market { pair, .. } => {
+            let q = x.quote(&pair.parse().map_err(Refusal::server_error)?);
+            serde_json::json!({
+                "pair": pair,
+                "price": q.reference.normalize().to_string(),
+                "trades": made,
+            })
+        }
+        Control::Fill { order_id, .. } => {
+            let o = x
+                .order(order_id)
+                .ok_or_else(|| Refusal::not_found(order_id))?;
+            serde_json::json!({"order": o.view(), "trade": made.first()})
+        }
+        Control::Deposit { currency, amount } => {
+            let b = x.balance(currency);
+            serde_json::json!({
+                "currency": currency,
+                "amount": amount.parse::<rust_decimal::Decimal>().map_or_else(|_| amount.clone(), |a| a.normalize().to_string()),
+                "available": b.available.normalize().to_string(),
+            })
+        }
+    };
+    Ok(answer)
+}
+
+/// Read a control endpoint's body.
+fn parse_control(kind: ControlKind, body: &[u8], api_key: &str) -> Result<Control, Refusal> {
+    let invalid = |m: String| Refusal::bad_request("invalid_request", m);
+    let obj = object(body).map_err(invalid)?;
+    control_from(kind, &obj, api_key).map_err(invalid)
+}
+
+/// A control action from its JSON object.
+fn control_from(
+    kind: ControlKind,
+    obj: &Map<String, Value>,
+    api_key: &str,
+) -> Result<Control, String> {
+    let allowed: &[&str] = match kind {
+        ControlKind::Market => &["pair", "price"],
+        ControlKind::Fill => &["orderId", "quantity"],
+        ControlKind::Deposit => &["currency", "amount", "apiKey"],
+    };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field `{k}`: the fields are {}",
+            allowed.join(", ")
+        ));
+    }
+    Ok(match kind {
+        ControlKind::Market => Control::Market {
+            pair: required_str(obj, "pair")?.to_string(),
+            price: required_str(obj, "price")?.to_string(),
+        },
+        ControlKind::Fill => Control::Fill {
+            order_id: required_str(obj, "orderId")?.to_string(),
+            quantity: optional_str(obj, "quantity")?.map(str::to_string),
+        },
+        ControlKind::Deposit => {
+            if let Some(k) = optional_str(obj, "apiKey")? {
+                if k != api_key {
+                    return Err(format!(
+                        "apiKey `{k}` is not the key this sandbox serves; leave it out"
+                    ));
+                }
+            }
+            let currency = required_str(obj, "currency")?;
+            if !is_currency(currency) {
+                return Err(format!(
+                    "currency must be 2 to 12 upper-case letters or digits, like USDC, not `{currency}`"
+                ));
+            }
+            Control::Deposit {
+                currency: currency.to_string(),
+                amount: required_str(obj, "amount")?.to_string(),
+            }
+        }
+    })
+}
+
+/// `POST /sandbox/after-trades-pages {"pages":N,"action":{"market":{...}}}`.
+fn after_trades_pages(shared: &Shared, body: &[u8]) -> Result<Value, Refusal> {
+    let invalid = |m: String| Refusal::bad_request("invalid_request", m);
+    let obj = object(body).map_err(invalid)?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["pages", "action"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unknown field `{k}`: the fields are pages, action"
+        )));
+    }
+    let pages = obj
+        .get("pages")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| invalid("`pages` must be a whole number from 0".into()))?;
+    let action = match obj.get("action") {
+        Some(Value::Object(a)) if a.len() == 1 => {
+            let (name, inner) = a.iter().next().expect("one entry");
+            let kind = match name.as_str() {
+                "market" => ControlKind::Market,
+                "fill" => ControlKind::Fill,
+                "deposit" => ControlKind::Deposit,
+                other => {
+                    return Err(invalid(format!(
+                        "unknown action `{other}`: use market, fill or deposit"
+                    )))
+                }
+            };
+            let Value::Object(inner) = inner else {
+                return Err(invalid(format!("action `{name}` must be an object")));
+            };
+            control_from(kind, inner, &shared.api_key).map_err(invalid)?
+        }
+        _ => {
+            return Err(invalid(
+                "`action` must be an object with one of market, fill, deposit, like {\"market\":{\"pair\":\"BTC-USDC\",\"price\":\"26000\"}}"
+                    .into(),
+            ))
+        }
+    };
+    let echo = obj.get("action").cloned().unwrap_or(Value::Null);
+    let ran = arm_trigger(shared, pages, action);
+    Ok(serde_json::json!({"pages": pages, "action": echo, "ran": ran}))
+}
+
+/// Arm a trigger; with `pages == 0`, run it now. Returns the answer of
+/// an action run now.
+pub(super) fn arm_trigger(shared: &Shared, pages: u32, action: Control) -> Option<Value> {
+    let mut books = lock(&shared.books);
+    if pages == 0 {
+        return fire(&mut books, &action, now_ms());
+    }
+    books.triggers.push(Trigger { pages, action });
+    None
+}
+
+/// Run a trigger's action; a refusal is logged and dropped.
+fn fire(books: &mut Books, action: &Control, now: i64) -> Option<Value> {
+    match run_control(books, action, now) {
+        Ok(v) => Some(v),
+        Err(r) => {
+            tracing::warn!(?action, "sandbox trigger refused: {}", r.message);
+            None
+        }
+    }
+}
+
+/// One more trades page was answered: count down, run what is due.
+fn trades_page_answered(books: &mut Books, now: i64) {
+    if books.triggers.is_empty() {
+        return;
+    }
+    let mut due = Vec::new();
+    books.triggers.retain_mut(|t| {
+        t.pages -= 1;
+        if t.pages == 0 {
+            due.push(t.action.clone());
+            false
+        } else {
+            true
+        }
+    });
+    for action in due {
+        fire(books, &action, now);
+    }
 }
 
 /// An API request: the rate limit, then faults, then the endpoint.
@@ -382,10 +653,10 @@ async fn stall(shared: &Shared, hang: Duration) {
 
 /// A refusal: an error answer `{"error":"<code>","message":"<text>"}`.
 #[derive(Debug)]
-struct Refusal {
+pub(super) struct Refusal {
     status: u16,
     code: &'static str,
-    message: String,
+    pub(super) message: String,
 }
 
 impl Refusal {
@@ -429,6 +700,7 @@ fn handle(
         Api::MyTrades => my_trades(shared, uri),
         Api::Balances => balances(shared),
         Api::DepositAddress => deposit_address(shared, body),
+        Api::Ticker => ticker(shared, uri),
         Api::GetOrder(id) => {
             let books = lock(&shared.books);
             let o = books
@@ -658,15 +930,51 @@ fn number(name: &str, v: &Option<String>) -> Result<Option<i64>, Refusal> {
     }
 }
 
+/// `limit` and `page` of a paged listing: `limit` from 1 to `max`
+/// (`default` when absent; `None` there means no limit), `page` from 1.
+fn paging(
+    limit: &Option<String>,
+    page: &Option<String>,
+    default: Option<i64>,
+    max: i64,
+) -> Result<(Option<usize>, usize), Refusal> {
+    let given = number("limit", limit)?;
+    let page = number("page", page)?.unwrap_or(1);
+    if page < 1 {
+        return Err(Refusal::bad_request(
+            "invalid_query",
+            format!("page starts at 1, not {page}"),
+        ));
+    }
+    let page = usize::try_from(page).unwrap_or(usize::MAX);
+    let Some(limit) = given.or(default.map(|d| d.min(max))) else {
+        return Ok((None, page));
+    };
+    if !(1..=max).contains(&limit) {
+        return Err(Refusal::bad_request(
+            "invalid_query",
+            format!("limit must be from 1 to {max}, not {limit}"),
+        ));
+    }
+    Ok((Some(limit as usize), page))
+}
+
 fn my_orders(shared: &Shared, uri: &Uri) -> Answer {
     #[derive(Deserialize)]
     struct Q {
         pair: Option<String>,
         status: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+        limit: Option<String>,
+        page: Option<String>,
     }
     #[derive(Serialize)]
     struct Out<'a> {
         orders: Vec<OrderView<'a>>,
+        page: usize,
+        limit: usize,
+        total: usize,
     }
     let q: Q = query(uri)?;
     let pair = pair_filter(&q.pair)?;
@@ -682,16 +990,66 @@ fn my_orders(shared: &Shared, uri: &Uri) -> Answer {
             ))
         }
     };
+    let from = number("from", &q.from)?;
+    let to = number("to", &q.to)?;
+    let (limit, page) = paging(
+        &q.limit,
+        &q.page,
+        DEFAULT_ORDERS_LIMIT,
+        i64::from(shared.orders_page_limit),
+    )?;
+    let filter = OrderFilter {
+        pair,
+        status,
+        from,
+        to,
+    };
     let books = lock(&shared.books);
-    let orders = books
+    let (total, orders) = books
         .exchange
-        .orders()
-        .iter()
-        .filter(|o| pair.is_none_or(|p| o.pair.as_str() == p))
-        .filter(|o| status.is_none_or(|s| o.status == s))
-        .map(Order::view)
-        .collect();
-    Ok(json(200, &Out { orders }))
+        .orders_page(&filter, limit.unwrap_or(usize::MAX), page);
+    Ok(json(
+        200,
+        &Out {
+            orders,
+            page,
+            // Without a limit, one page holds them all.
+            limit: limit.unwrap_or(total),
+            total,
+        },
+    ))
+}
+
+fn ticker(shared: &Shared, uri: &Uri) -> Answer {
+    #[derive(Deserialize)]
+    struct Q {
+        pair: Option<String>,
+    }
+    let q: Q = query(uri)?;
+    let pair: Pair = match q.pair.as_deref() {
+        None | Some("") => {
+            return Err(Refusal::bad_request(
+                "invalid_query",
+                "missing `pair`, e.g. ?pair=BTC-USDC",
+            ))
+        }
+        Some(p) => p
+            .parse()
+            .map_err(|m: String| Refusal::bad_request("invalid_query", m))?,
+    };
+    let books = lock(&shared.books);
+    let t = books.exchange.quote(&pair);
+    drop(books);
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "pair": pair.as_str(),
+            "price": t.reference.normalize().to_string(),
+            "bid": t.bid.normalize().to_string(),
+            "ask": t.ask.normalize().to_string(),
+            "timestamp": now_ms(),
+        }),
+    ))
 }
 
 fn my_trades(shared: &Shared, uri: &Uri) -> Answer {
@@ -706,45 +1064,38 @@ fn my_trades(shared: &Shared, uri: &Uri) -> Answer {
     #[derive(Serialize)]
     struct Out<'a> {
         trades: Vec<TradeView<'a>>,
-        page: u64,
-        limit: u64,
+        page: usize,
+        limit: usize,
         total: usize,
     }
     let q: Q = query(uri)?;
     let pair = pair_filter(&q.pair)?;
-    let max = i64::from(shared.trades_page_limit);
     let from = number("from", &q.from)?;
     let to = number("to", &q.to)?;
-    let limit = number("limit", &q.limit)?.unwrap_or(100.min(max));
-    let page = number("page", &q.page)?.unwrap_or(1);
-    if !(1..=max).contains(&limit) {
-        return Err(Refusal::bad_request(
-            "invalid_query",
-            format!("limit must be from 1 to {max}, not {limit}"),
-        ));
-    }
-    if page < 1 {
-        return Err(Refusal::bad_request(
-            "invalid_query",
-            format!("page starts at 1, not {page}"),
-        ));
-    }
+    let (limit, page) = paging(
+        &q.limit,
+        &q.page,
+        Some(100),
+        i64::from(shared.trades_page_limit),
+    )?;
+    let limit = limit.unwrap_or(100);
     let filter = TradeFilter { pair, from, to };
-    let books = lock(&shared.books);
-    let (total, trades) = books.exchange.trades(
-        &filter,
-        limit as usize,
-        usize::try_from(page).unwrap_or(usize::MAX),
-    );
-    Ok(json(
+    let mut books = lock(&shared.books);
+    let (total, trades) = books.exchange.trades(&filter, limit, page);
+    let answer = json(
         200,
         &Out {
             trades,
-            page: page as u64,
-            limit: limit as u64,
+            page,
+            limit,
             total,
         },
-    ))
+    );
+    // Still inside the critical section that made this page: actions
+    // armed to run after it do so before anyone can read again.
+    trades_page_answered(&mut books, now_ms());
+    drop(books);
+    Ok(answer)
 }
 
 /// The fake, stable address for a currency on a network.
@@ -872,6 +1223,30 @@ mod tests {
         );
         assert_eq!(get("/nope"), Route::NotFound);
         assert_eq!(get("/sandbox/orders"), Route::SandboxOrders);
+        assert_eq!(get("/sandbox/trades"), Route::SandboxTrades);
+        assert_eq!(get("/trading/api/v1/ticker"), Route::Api(Api::Ticker));
+        let post = |p: &str| r.resolve(&Method::POST, p);
+        assert_eq!(
+            post("/sandbox/market"),
+            Route::SandboxControl(ControlKind::Market)
+        );
+        assert_eq!(
+            post("/sandbox/fill"),
+            Route::SandboxControl(ControlKind::Fill)
+        );
+        assert_eq!(
+            post("/sandbox/deposit"),
+            Route::SandboxControl(ControlKind::Deposit)
+        );
+        assert_eq!(
+            post("/sandbox/after-trades-pages"),
+            Route::SandboxAfterTradesPages
+        );
+        assert_eq!(get("/sandbox/fill"), Route::MethodNotAllowed("POST".into()));
+        assert_eq!(
+            post("/sandbox/trades"),
+            Route::MethodNotAllowed("GET".into())
+        );
         let bad = |f: fn(&mut Paths)| {
             let mut p = Paths::default();
             f(&mut p);
@@ -881,6 +1256,9 @@ mod tests {
         assert!(bad(|p| p.order_by_id = "/order/:id".into()).contains("{id}"));
         assert!(bad(|p| p.my_orders = "/sandbox/x".into()).contains("reserved"));
         assert!(bad(|p| p.my_trades = p.balances.clone()).contains("both GET"));
+        assert!(bad(|p| p.ticker = p.my_orders.clone()).contains("both GET"));
+        assert!(bad(|p| p.ticker = "/ticker?pair=".into()).contains("`ticker`"));
+        assert!(bad(|p| p.ticker = "/sandbox/ticker".into()).contains("reserved"));
     }
 
     #[test]

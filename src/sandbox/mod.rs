@@ -9,8 +9,13 @@
 //!
 //! - the real authentication (HMAC over the exact bytes received, a GET
 //!   carrying `{}` as the published sample client sends it);
-//! - an account with funds, house liquidity around a reference price,
-//!   fills, resting orders, cancels, trades and balances;
+//! - an account with funds, house liquidity around a reference price per
+//!   pair, fills (partial ones too) with fees, resting orders, cancels,
+//!   trades and balances;
+//! - a market that moves on demand ([`Control`]: `POST /sandbox/market`,
+//!   `/sandbox/fill`, `/sandbox/deposit`, or [`Sandbox::control`]), and a
+//!   trigger that moves it between two pages of a client's trade reads
+//!   ([`Sandbox::after_trades_pages`]);
 //! - seeded, replayable faults ([`FaultSpec`]): latency, 5xx, answers
 //!   lost after the order was committed, reset connections, 429s, stalls;
 //! - an optional rate limit;
@@ -18,7 +23,8 @@
 //!   answer, so state survives restarts and `kill -9` of its host;
 //! - `GET /sandbox/orders` (no auth, never faulted): every order it
 //!   accepted with the raw body received, so tests can compare what hqx
-//!   sent with what it journaled.
+//!   sent with what it journaled; `GET /sandbox/trades` likewise lists
+//!   every trade.
 //!
 //! It runs inside `hqx run --sandbox`, `hqx sandbox`, and the tests.
 //! Submodules: `faults` (the spec and its seeded draws), `exchange` (the
@@ -43,6 +49,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::Rng;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -79,11 +86,15 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// Paths served and the timestamp window (the venue's assumptions).
     pub venue: Venue,
+    /// The fee on every fill, as a share of its notional (price ×
+    /// quantity), charged in the pair's quote currency. From 0 (no fees)
+    /// to less than 1; default 0.001 (0.1 %).
+    pub fee_rate: Decimal,
 }
 
 impl SandboxConfig {
     /// A configuration with no state file, no rate limit, no faults, seed
-    /// 0 and the default venue.
+    /// 0, the default venue and a fee rate of 0.001.
     pub fn new(api_key: impl Into<String>, secret: Secret) -> Self {
         SandboxConfig {
             api_key: api_key.into(),
@@ -93,6 +104,7 @@ impl SandboxConfig {
             faults: FaultSpec::default(),
             seed: 0,
             venue: Venue::default(),
+            fee_rate: Decimal::new(1, 3),
         }
     }
 }
@@ -137,6 +149,64 @@ pub struct AcceptedOrder {
     pub created_at: i64,
     /// `open`, `filled` or `cancelled`, as it stands now.
     pub status: String,
+}
+
+/// One trade as the sandbox made it: what `GET /sandbox/trades` lists,
+/// the trade object of the API (camelCase on the wire). Decimals are
+/// normalized decimal strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedTrade {
+    /// The trade id, e.g. `T0000000001`.
+    pub id: String,
+    /// The id of the order it filled.
+    pub order_id: String,
+    /// The pair, e.g. `BTC-USDC`.
+    pub pair: String,
+    /// The order's side, `buy` or `sell`.
+    pub side: String,
+    /// The fill price.
+    pub price: String,
+    /// This fill's quantity (not the order's).
+    pub quantity: String,
+    /// The fee: price × quantity × the fee rate.
+    pub fee: String,
+    /// The fee's currency: the pair's quote currency.
+    pub fee_currency: String,
+    /// When it traded, ms since the epoch.
+    pub timestamp: i64,
+}
+
+/// A change to the sandbox's market or account, made from outside the
+/// exchange API: by a test ([`Sandbox::control`]) or over HTTP
+/// (`POST /sandbox/market`, `/sandbox/fill`, `/sandbox/deposit`).
+/// Decimals are given as text, as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Set `pair`'s reference price to `price`; every open order on the
+    /// pair that now crosses it (a buy with limit ≥ price, a sell with
+    /// limit ≤ price) fills its whole remainder at its own limit price.
+    Market {
+        /// e.g. `BTC-USDC`.
+        pair: String,
+        /// e.g. `26000`.
+        price: String,
+    },
+    /// Fill `quantity` of an open order at its limit price (`None`: all
+    /// that remains).
+    Fill {
+        /// The exchange's order id.
+        order_id: String,
+        /// How much to fill; more than zero and at most what remains.
+        quantity: Option<String>,
+    },
+    /// Credit `amount` `currency` to the available balance.
+    Deposit {
+        /// e.g. `USDC`.
+        currency: String,
+        /// e.g. `1000`.
+        amount: String,
+    },
 }
 
 /// Why a sandbox could not start.
@@ -200,8 +270,15 @@ impl Sandbox {
                 })
             }
         };
+        if config.fee_rate.is_sign_negative() || config.fee_rate >= Decimal::ONE {
+            return Err(SandboxError::Config(format!(
+                "fee rate {} must be from 0 to less than 1, like 0.001",
+                config.fee_rate
+            )));
+        }
         let path = config.state_path.clone();
-        let books = tokio::task::spawn_blocking(move || Books::open(path.as_deref()))
+        let fee_rate = config.fee_rate;
+        let books = tokio::task::spawn_blocking(move || Books::open(path.as_deref(), fee_rate))
             .await
             .map_err(|e| SandboxError::Config(format!("replaying the state file failed: {e}")))??;
         let listener = TcpListener::bind(addr)
@@ -216,6 +293,7 @@ impl Sandbox {
             secret: config.secret,
             timestamp_window_ms: config.venue.timestamp_window_ms,
             trades_page_limit: config.venue.trades_page_limit.max(1),
+            orders_page_limit: config.venue.orders_page_limit.max(1),
             client_order_id_field: config.venue.client_order_id_field.clone(),
             routes,
             books: Mutex::new(books),
@@ -251,6 +329,29 @@ impl Sandbox {
     /// Every order accepted, in sequence: the data of `GET /sandbox/orders`.
     pub fn accepted_orders(&self) -> Vec<AcceptedOrder> {
         http::accepted_orders(&self.shared)
+    }
+
+    /// Every trade made, oldest first: the data of `GET /sandbox/trades`.
+    pub fn accepted_trades(&self) -> Vec<AcceptedTrade> {
+        http::accepted_trades(&self.shared)
+    }
+
+    /// Change the market or the account (see [`Control`]), exactly as the
+    /// `POST /sandbox/...` endpoints do (they call this same code): made
+    /// durable in the state file, then applied. Returns the JSON those
+    /// endpoints answer; `Err` holds the message of their 400/404/409.
+    pub fn control(&self, c: Control) -> Result<serde_json::Value, String> {
+        http::control(&self.shared, &c).map_err(|r| r.message)
+    }
+
+    /// Arm `action` to run once the sandbox has answered `n` more
+    /// `GET` my-trades requests successfully (counted from this call):
+    /// it runs inside the same critical section that produced the n-th
+    /// page, so the very next request sees its effect. `n = 0` runs it
+    /// now. If the action is refused when it runs (e.g. the order is no
+    /// longer open), it is dropped with a warning in the log.
+    pub fn after_trades_pages(&self, n: u32, action: Control) {
+        http::arm_trigger(&self.shared, n, action);
     }
 
     /// Stop: no new connections; requests in flight finish (stalls end at

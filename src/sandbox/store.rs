@@ -13,8 +13,10 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::Path;
 
+use rust_decimal::Decimal;
+
 use super::exchange::{Event, Exchange};
-use super::SandboxError;
+use super::{Control, SandboxError};
 
 /// The open state file, positioned for appending.
 pub(super) struct StateLog {
@@ -131,14 +133,28 @@ pub(super) struct Books {
     /// The books as they stand.
     pub(super) exchange: Exchange,
     log: Option<StateLog>,
+    /// Actions waiting for a number of trades pages to be answered
+    /// (see `Sandbox::after_trades_pages`); not kept in the state file.
+    pub(super) triggers: Vec<Trigger>,
+}
+
+/// An action armed to run once `pages` more trades pages are answered.
+pub(super) struct Trigger {
+    pub(super) pages: u32,
+    pub(super) action: Control,
 }
 
 impl Books {
-    /// Fresh books, or the books replayed from `path`.
-    pub(super) fn open(path: Option<&Path>) -> Result<Books, SandboxError> {
-        let mut exchange = Exchange::new();
+    /// Fresh books, or the books replayed from `path`; new fills pay
+    /// `fee_rate`.
+    pub(super) fn open(path: Option<&Path>, fee_rate: Decimal) -> Result<Books, SandboxError> {
+        let mut exchange = Exchange::new(fee_rate);
         let log = path.map(|p| StateLog::open(p, &mut exchange)).transpose()?;
-        Ok(Books { exchange, log })
+        Ok(Books {
+            exchange,
+            log,
+            triggers: Vec::new(),
+        })
     }
 
     /// Make a decided event durable (written to the state file), then

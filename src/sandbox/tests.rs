@@ -362,10 +362,11 @@ async fn limits_rest_or_fill_markets_fill_and_balances_move() {
         .await;
     assert_eq!(m2["averagePrice"], "19.99");
     assert_eq!(t.balance("SOL").await, ("1006".into(), "0".into()));
-    // USDC: -10000.05 locked, -24012, +1599.2, -200.1, +79.96
+    // USDC: -10000.05 locked, -24012, +1599.2, -200.1, +79.96, and
+    // fees of 0.1 % on each fill: 24.012 + 1.5992 + 0.2001 + 0.07996.
     assert_eq!(
         t.balance("USDC").await,
-        ("9967467.01".into(), "10000.05".into())
+        ("9967441.11874".into(), "10000.05".into())
     );
     // Trades: one per fill, newest first.
     let (_, tr) = t.get("/trading/api/v1/trades/my").await;
@@ -375,7 +376,7 @@ async fn limits_rest_or_fill_markets_fill_and_balances_move() {
     assert_eq!(trades[0]["side"], "sell");
     assert_eq!(trades[0]["price"], "19.99");
     assert_eq!(trades[0]["quantity"], "4");
-    assert_eq!(trades[0]["fee"], "0");
+    assert_eq!(trades[0]["fee"], "0.07996");
     assert_eq!(trades[0]["feeCurrency"], "USDC");
     assert_eq!(trades[3]["orderId"], fill["id"]);
     let (_, open) = t.get("/trading/api/v1/orders/my?status=open").await;
@@ -1005,5 +1006,792 @@ async fn throughput() {
     }
     let bytes = std::fs::metadata(&state).unwrap().len();
     println!("state file: {} bytes for {} orders", bytes, 2 * n);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+impl T {
+    /// A POST to a sandbox control endpoint: no auth.
+    async fn control(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn sandbox_trades(&self) -> Value {
+        let r = self
+            .http
+            .get(self.url("/sandbox/trades"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// The ids of the orders on one page of `GET orders/my?query`.
+    async fn order_page(&self, query: &str) -> (Vec<String>, Value) {
+        let (s, v) = self
+            .get(&format!("/trading/api/v1/orders/my?{query}"))
+            .await;
+        assert_eq!(s, 200, "{query}: {v}");
+        let ids = v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, v)
+    }
+
+    /// The trade ids on one page of `GET trades/my?query`.
+    async fn trade_page(&self, query: &str) -> Vec<String> {
+        let (s, v) = self
+            .get(&format!("/trading/api/v1/trades/my?{query}"))
+            .await;
+        assert_eq!(s, 200, "{query}: {v}");
+        v["trades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn partial_fills_over_http_show_in_the_order_trades_and_balances() {
+    let t = T::start().await;
+    let (_, o) = t
+        .place(&order("BTC-USDC", "limit", "buy", "1", Some("23000")))
+        .await;
+    let id = id_of(&o);
+    assert_eq!(o["updatedAt"], o["createdAt"]);
+    let (s, f) = t
+        .control(
+            "/sandbox/fill",
+            &format!(r#"{{"orderId":"{id}","quantity":"0.4"}}"#),
+        )
+        .await;
+    assert_eq!(s, 200, "{f}");
+    let ord = &f["order"];
+    assert_eq!(ord["status"], "open");
+    assert_eq!(ord["filledQuantity"], "0.4");
+    assert_eq!(ord["averagePrice"], "23000");
+    assert!(ord["updatedAt"].as_i64() >= ord["createdAt"].as_i64());
+    let trade = &f["trade"];
+    assert_eq!(trade["orderId"].as_str(), Some(id.as_str()));
+    assert_eq!(
+        (
+            trade["price"].as_str(),
+            trade["quantity"].as_str(),
+            trade["fee"].as_str(),
+            trade["feeCurrency"].as_str(),
+            trade["side"].as_str(),
+            trade["pair"].as_str()
+        ),
+        (
+            Some("23000"),
+            Some("0.4"),
+            Some("9.2"),
+            Some("USDC"),
+            Some("buy"),
+            Some("BTC-USDC")
+        )
+    );
+    assert!(trade["timestamp"].as_i64().unwrap() > 0);
+    let keys: Vec<&str> = trade
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "orderId",
+            "pair",
+            "side",
+            "price",
+            "quantity",
+            "fee",
+            "feeCurrency",
+            "timestamp"
+        ]
+    );
+    // The listing, the order endpoint and the trades endpoint agree.
+    let (_, one) = t.get(&format!("/trading/api/v1/order/{id}")).await;
+    assert_eq!(&one, ord);
+    let (_, mine) = t.get("/trading/api/v1/trades/my").await;
+    assert_eq!(mine["trades"][0], *trade);
+    assert_eq!(t.sandbox_trades().await[0], *trade);
+    // 23000 locked, 9200 of it paid, fee 9.2 from available.
+    assert_eq!(
+        t.balance("USDC").await,
+        ("9976990.8".into(), "13800".into())
+    );
+    assert_eq!(t.balance("BTC").await, ("1000.4".into(), "0".into()));
+    // Cancel the rest: it unlocks; the order stays partly filled.
+    let (s, c) = t.delete(&format!("/trading/api/v1/order/{id}")).await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(c["filledQuantity"], "0.4");
+    assert_eq!(c["averagePrice"], "23000");
+    assert_eq!(t.balance("USDC").await, ("9990790.8".into(), "0".into()));
+    // A second fill, whole remainder, of another order.
+    let (_, sell) = t
+        .place(&order("SOL-USDC", "limit", "sell", "3", Some("25.5")))
+        .await;
+    let (s, f) = t
+        .control(
+            "/sandbox/fill",
+            &format!(r#"{{"orderId":"{}"}}"#, id_of(&sell)),
+        )
+        .await;
+    assert_eq!(s, 200, "{f}");
+    assert_eq!(f["order"]["status"], "filled");
+    assert_eq!(f["trade"]["quantity"], "3");
+    assert_eq!(f["trade"]["fee"], "0.0765");
+    assert_eq!(t.balance("SOL").await, ("997".into(), "0".into()));
+    assert_eq!(t.sb.accepted_trades().len(), 2);
+    t.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_endpoints_refuse_with_400_404_409() {
+    let t = T::start().await;
+    let (_, o) = t
+        .place(&order("ETH-USDC", "limit", "buy", "2", Some("1500")))
+        .await;
+    let id = id_of(&o);
+    let (_, taken) = t
+        .place(&order("ETH-USDC", "market", "buy", "1", None))
+        .await;
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "/sandbox/fill",
+            r#"{"orderId":"O0000009999"}"#.into(),
+            404,
+            "not_found",
+        ),
+        (
+            "/sandbox/fill",
+            format!(r#"{{"orderId":"{}"}}"#, id_of(&taken)),
+            409,
+            "not_open",
+        ),
+        (
+            "/sandbox/fill",
+            format!(r#"{{"orderId":"{id}","quantity":"0"}}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/fill",
+            format!(r#"{{"orderId":"{id}","quantity":"2.1"}}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/fill",
+            format!(r#"{{"orderId":"{id}","quantity":0.5}}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/fill",
+            r#"{"quantity":"1"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/market",
+            r#"{"pair":"ETH-USDC"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/market",
+            r#"{"pair":"eth","price":"1"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/market",
+            r#"{"pair":"ETH-USDC","price":"-1"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/market",
+            r#"{"pair":"ETH-USDC","price":"1","x":1}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        ("/sandbox/market", "not json".into(), 400, "invalid_request"),
+        (
+            "/sandbox/deposit",
+            r#"{"currency":"USDC","amount":"0"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/deposit",
+            r#"{"currency":"usdc","amount":"1"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/sandbox/deposit",
+            r#"{"currency":"USDC","amount":"1","apiKey":"someone-else"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (s, e) = t.control(path, &body).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (status, Some(code)),
+            "{path} {body}: {e}"
+        );
+        assert!(!e["message"].as_str().unwrap().is_empty());
+    }
+    let r = t.http.get(t.url("/sandbox/market")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // Nothing moved.
+    assert_eq!(t.sb.accepted_trades().len(), 1);
+    assert_eq!(t.sb.accepted_orders()[0].status, "open");
+    // The Rust API answers the same, with the message.
+    let e =
+        t.sb.control(Control::Fill {
+            order_id: "O0000009999".into(),
+            quantity: None,
+        })
+        .unwrap_err();
+    assert!(e.contains("no order O0000009999"), "{e}");
+    // The served key is accepted on a deposit.
+    let (s, d) = t
+        .control(
+            "/sandbox/deposit",
+            &format!(
+                r#"{{"currency":"USDC","amount":"1000.50","apiKey":"{}"}}"#,
+                t.key
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        d,
+        serde_json::json!({"currency":"USDC","amount":"1000.5","available":t.balance("USDC").await.0})
+    );
+    t.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_market_move_fills_what_crosses_and_the_ticker_follows() {
+    let t = T::start().await;
+    let (s, tk) = t.get("/trading/api/v1/ticker?pair=BTC-USDC").await;
+    assert_eq!(s, 200, "{tk}");
+    assert_eq!(
+        (
+            tk["pair"].as_str(),
+            tk["price"].as_str(),
+            tk["bid"].as_str(),
+            tk["ask"].as_str()
+        ),
+        (
+            Some("BTC-USDC"),
+            Some("24000"),
+            Some("23988"),
+            Some("24012")
+        )
+    );
+    assert!(tk["timestamp"].as_i64().unwrap() > 0);
+    let (_, buy) = t
+        .place(&order("BTC-USDC", "limit", "buy", "0.5", Some("23500")))
+        .await;
+    let (_, low) = t
+        .place(&order("BTC-USDC", "limit", "buy", "0.5", Some("23000")))
+        .await;
+    let (_, sell) = t
+        .place(&order("BTC-USDC", "limit", "sell", "0.2", Some("26000")))
+        .await;
+    let (_, eur) = t
+        .place(&order("BTC-EUR", "limit", "buy", "0.01", Some("23900")))
+        .await;
+    let (s, m) = t
+        .control(
+            "/sandbox/market",
+            r#"{"pair":"BTC-USDC","price":"23500.00"}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(
+        (m["pair"].as_str(), m["price"].as_str()),
+        (Some("BTC-USDC"), Some("23500"))
+    );
+    let trades = m["trades"].as_array().unwrap();
+    assert_eq!(trades.len(), 1, "{m}");
+    assert_eq!(trades[0]["orderId"], buy["id"]);
+    assert_eq!(
+        (trades[0]["price"].as_str(), trades[0]["fee"].as_str()),
+        (Some("23500"), Some("11.75"))
+    );
+    let (_, tk) = t.get("/trading/api/v1/ticker?pair=BTC-USDC").await;
+    assert_eq!(
+        (tk["price"].as_str(), tk["bid"].as_str(), tk["ask"].as_str()),
+        (Some("23500"), Some("23488.25"), Some("23511.75"))
+    );
+    // Other pairs keep their price.
+    let (_, tk) = t.get("/trading/api/v1/ticker?pair=BTC-EUR").await;
+    assert_eq!(tk["price"], "24000");
+    // Up through the sell: it fills at 26000, not at 30000.
+    let m =
+        t.sb.control(Control::Market {
+            pair: "BTC-USDC".into(),
+            price: "30000".into(),
+        })
+        .unwrap();
+    assert_eq!(m["trades"][0]["orderId"], sell["id"]);
+    assert_eq!(m["trades"][0]["price"], "26000");
+    let status = |id: &Value| {
+        let id = id.as_str().unwrap().to_string();
+        t.sb.accepted_orders()
+            .into_iter()
+            .find(|o| o.id == id)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status(&buy["id"]), "filled");
+    assert_eq!(status(&low["id"]), "open");
+    assert_eq!(status(&sell["id"]), "filled");
+    assert_eq!(status(&eur["id"]), "open");
+    // USDC: -11500 locked (low), -11750 paid from locked and a fee of
+    // 11.75 (buy), +5200 -5.2 (sell).
+    assert_eq!(
+        t.balance("USDC").await,
+        ("9981933.05".into(), "11500".into())
+    );
+    for bad in ["", "?pair=", "?pair=btc", "?pair=BTC"] {
+        let (s, e) = t.get(&format!("/trading/api/v1/ticker{bad}")).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_query")),
+            "{bad}"
+        );
+    }
+    t.sb.shutdown().await;
+}
+
+/// The ticker is an API endpoint: signed, faulted. `/sandbox/*` never is.
+#[tokio::test]
+async fn faults_hit_the_api_never_the_sandbox_endpoints() {
+    let t = T::start_with(|c| c.faults = faults("error5xx=1")).await;
+    let (s, _) = t.get("/trading/api/v1/ticker?pair=BTC-USDC").await;
+    assert!([500, 502, 503].contains(&s), "{s}");
+    let r = t
+        .http
+        .get(t.url("/trading/api/v1/ticker?pair=BTC-USDC"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200, "the ticker is not open to all");
+    let controls = [
+        ("/sandbox/deposit", r#"{"currency":"USDC","amount":"5"}"#),
+        ("/sandbox/market", r#"{"pair":"BTC-USDC","price":"25000"}"#),
+        (
+            "/sandbox/after-trades-pages",
+            r#"{"pages":0,"action":{"deposit":{"currency":"BTC","amount":"1"}}}"#,
+        ),
+    ];
+    for spec in [
+        "error5xx=1",
+        "reset=1",
+        "limit429=1",
+        "stall=1,stall_for=60s",
+        "drop=1",
+    ] {
+        t.sb.set_faults(faults(spec), 0);
+        for (path, body) in controls {
+            let (s, v) = t.control(path, body).await;
+            assert_eq!(s, 200, "{spec} {path}: {v}");
+        }
+        assert!(t.sandbox_trades().await.as_array().unwrap().is_empty());
+        assert!(t.accepted().await.is_empty());
+    }
+    t.sb.set_faults(FaultSpec::default(), 0);
+    // Five rounds of each control happened.
+    assert_eq!(t.balance("USDC").await.0, "10000025");
+    assert_eq!(t.balance("BTC").await.0, "1005");
+    t.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_order_list_pages_oldest_first_and_later_orders_never_shift_pages() {
+    let t = T::start_with(|c| c.venue.orders_page_limit = 4).await;
+    let mut ids = Vec::new();
+    for i in 1..=5 {
+        let (_, o) = t
+            .place(&order(
+                "BTC-USDC",
+                "limit",
+                "buy",
+                &format!("0.{i}"),
+                Some("20000"),
+            ))
+            .await;
+        ids.push(id_of(&o));
+    }
+    let (_, eth) = t
+        .place(&order("ETH-USDC", "market", "buy", "1", None))
+        .await;
+    let (p1, v) = t.order_page("pair=BTC-USDC&limit=2&page=1").await;
+    assert_eq!(
+        (v["page"].as_u64(), v["limit"].as_u64(), v["total"].as_u64()),
+        (Some(1), Some(2), Some(5))
+    );
+    assert_eq!(p1, ids[0..2]);
+    // Orders placed between two page reads append at the end.
+    for i in 6..=7 {
+        let (_, o) = t
+            .place(&order(
+                "BTC-USDC",
+                "limit",
+                "buy",
+                &format!("0.{i}"),
+                Some("20000"),
+            ))
+            .await;
+        ids.push(id_of(&o));
+    }
+    let (p2, v) = t.order_page("pair=BTC-USDC&limit=2&page=2").await;
+    assert_eq!(v["total"], 7);
+    assert_eq!(p2, ids[2..4]);
+    let (p3, _) = t.order_page("pair=BTC-USDC&limit=2&page=3").await;
+    let (p4, _) = t.order_page("pair=BTC-USDC&limit=2&page=4").await;
+    let (p5, _) = t.order_page("pair=BTC-USDC&limit=2&page=5").await;
+    assert_eq!([p1, p2, p3, p4].concat(), ids);
+    assert!(p5.is_empty());
+    // Status filter and the whole account.
+    t.sb.control(Control::Fill {
+        order_id: ids[1].clone(),
+        quantity: None,
+    })
+    .unwrap();
+    let (open, v) = t.order_page("status=open&limit=4").await;
+    assert_eq!(v["total"], 6);
+    assert_eq!(open, [&ids[0..1], &ids[2..5]].concat());
+    let (filled, _) = t.order_page("status=filled&limit=4").await;
+    assert_eq!(filled, [ids[1].clone(), id_of(&eth)]);
+    // from/to: inclusive bounds on createdAt.
+    let created = v["orders"][1]["createdAt"].as_i64().unwrap();
+    let (_, v) = t
+        .order_page(&format!("from={created}&to={created}&limit=4"))
+        .await;
+    assert!(v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["createdAt"] == created));
+    assert!(v["total"].as_u64().unwrap() >= 1);
+    let (none, _) = t.order_page(&format!("to={}", created - 100_000)).await;
+    assert!(none.is_empty());
+    // Without a limit, every matching order in one page.
+    let (all, v) = t.order_page("pair=BTC-USDC&status=all").await;
+    assert_eq!(all, ids);
+    assert_eq!(
+        (v["limit"].as_u64(), v["total"].as_u64(), v["page"].as_u64()),
+        (Some(7), Some(7), Some(1))
+    );
+    for bad in [
+        "limit=5",
+        "limit=0",
+        "page=0",
+        "from=x",
+        "to=1.5",
+        "status=done",
+        "pair=btc",
+    ] {
+        let (s, v) = t.get(&format!("/trading/api/v1/orders/my?{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    t.sb.shutdown().await;
+}
+
+/// The trigger: an action that lands between two page reads of a
+/// client's trade history, deterministically.
+#[tokio::test]
+async fn after_trades_pages_acts_between_two_page_reads() {
+    let t = T::start().await;
+    let (_, rest) = t
+        .place(&order("BTC-USDC", "limit", "buy", "1", Some("23000")))
+        .await;
+    for i in 1..=3 {
+        t.place(&order("BTC-USDC", "market", "buy", &format!("0.{i}"), None))
+            .await;
+    }
+    t.sb.after_trades_pages(
+        2,
+        Control::Fill {
+            order_id: id_of(&rest),
+            quantity: Some("0.25".into()),
+        },
+    );
+    // Failed requests do not count: a 400 and a faulted one.
+    let (s, _) = t.get("/trading/api/v1/trades/my?limit=0").await;
+    assert_eq!(s, 400);
+    t.sb.set_faults(faults("error5xx=1"), 0);
+    let (s, _) = t.get("/trading/api/v1/trades/my?limit=2").await;
+    assert!(s >= 500);
+    t.sb.set_faults(FaultSpec::default(), 0);
+    // Newest first, two per page: [T3, T2], then [T1] and the fill lands.
+    let first = t.trade_page("limit=2&page=1").await;
+    assert_eq!(t.sb.accepted_trades().len(), 3, "not yet");
+    let second = t.trade_page("limit=2&page=2").await;
+    assert_eq!(first, ["T0000000003", "T0000000002"]);
+    assert_eq!(second, ["T0000000001"]);
+    // The very next read sees the new trade, which shifts the pages.
+    let again = t.trade_page("limit=2&page=1").await;
+    assert_eq!(again, ["T0000000004", "T0000000003"]);
+    let (_, v) = t.get("/trading/api/v1/trades/my").await;
+    assert_eq!(
+        (v["total"].as_u64(), v["trades"][0]["quantity"].as_str()),
+        (Some(4), Some("0.25"))
+    );
+    // Over HTTP, a market move after one page.
+    let (s, v) = t
+        .control(
+            "/sandbox/after-trades-pages",
+            r#"{"pages":1,"action":{"market":{"pair":"BTC-USDC","price":"22000"}}}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pages"], 1);
+    t.trade_page("limit=1").await;
+    let o =
+        t.sb.accepted_orders()
+            .into_iter()
+            .find(|o| o.id == id_of(&rest))
+            .unwrap();
+    assert_eq!(o.status, "filled");
+    assert_eq!(t.sb.accepted_trades().len(), 5);
+    // Two triggers due on the same page both run, in the order armed.
+    t.sb.after_trades_pages(
+        1,
+        Control::Deposit {
+            currency: "ETH".into(),
+            amount: "1".into(),
+        },
+    );
+    t.sb.after_trades_pages(
+        1,
+        Control::Deposit {
+            currency: "ETH".into(),
+            amount: "2".into(),
+        },
+    );
+    t.trade_page("limit=1").await;
+    assert_eq!(t.balance("ETH").await.0, "1003");
+    // A refused action is dropped; the page is still answered.
+    t.sb.after_trades_pages(
+        1,
+        Control::Fill {
+            order_id: id_of(&rest),
+            quantity: None,
+        },
+    );
+    t.trade_page("limit=1").await;
+    t.trade_page("limit=1").await;
+    assert_eq!(t.sb.accepted_trades().len(), 5);
+    for bad in [
+        r#"{"pages":1}"#,
+        r#"{"pages":-1,"action":{"deposit":{"currency":"BTC","amount":"1"}}}"#,
+        r#"{"pages":1,"action":{"nope":{}}}"#,
+        r#"{"pages":1,"action":{"market":{"pair":"BTC-USDC"}}}"#,
+        r#"{"pages":1,"action":{"market":{},"fill":{}}}"#,
+    ] {
+        let (s, v) = t.control("/sandbox/after-trades-pages", bad).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    t.sb.shutdown().await;
+}
+
+/// Orders, balances, trades and two reference prices, as served.
+async fn snapshot(t: &T) -> (Value, Value, Value, Value, Value) {
+    (
+        t.get("/trading/api/v1/orders/my").await.1,
+        t.get("/account/api/v1/balances").await.1,
+        t.get("/trading/api/v1/trades/my").await.1,
+        t.get("/trading/api/v1/ticker?pair=BTC-USDC").await.1["price"].clone(),
+        t.get("/trading/api/v1/ticker?pair=ETH-USDC").await.1["price"].clone(),
+    )
+}
+
+/// Market moves, fills and deposits are events of the state file:
+/// a restart replays them to the same books.
+#[tokio::test]
+async fn market_fill_and_deposit_events_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("hqx-sandbox-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.jsonl");
+    let t = T::start_with(|c| c.state_path = Some(state.clone())).await;
+    let (_, a) = t
+        .place(&order("BTC-USDC", "limit", "buy", "1", Some("23000")))
+        .await;
+    let (_, b) = t
+        .place(&order("ETH-USDC", "limit", "sell", "3", Some("1700")))
+        .await;
+    t.place(&order("SOL-USDC", "market", "buy", "7", None))
+        .await;
+    t.sb.control(Control::Fill {
+        order_id: id_of(&a),
+        quantity: Some("0.3".into()),
+    })
+    .unwrap();
+    t.sb.control(Control::Market {
+        pair: "ETH-USDC".into(),
+        price: "1750".into(),
+    })
+    .unwrap();
+    t.sb.control(Control::Deposit {
+        currency: "USDC".into(),
+        amount: "123.45".into(),
+    })
+    .unwrap();
+    t.sb.control(Control::Market {
+        pair: "BTC-USDC".into(),
+        price: "25000".into(),
+    })
+    .unwrap();
+    let before = snapshot(&t).await;
+    assert_eq!(before.2["total"], 3);
+    assert_eq!(before.0["orders"][1]["id"], b["id"]);
+    assert_eq!(before.0["orders"][1]["status"], "filled");
+    t.sb.shutdown().await;
+    let text = std::fs::read_to_string(&state).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["placed", "placed", "placed", "fill", "market", "deposit", "market"]
+    );
+    // Another fee rate does not change what was recorded.
+    let t = T::start_with(|c| {
+        c.state_path = Some(state.clone());
+        c.fee_rate = rust_decimal::Decimal::new(5, 2);
+    })
+    .await;
+    let after = snapshot(&t).await;
+    assert_eq!(after.0, before.0);
+    assert_eq!(after.1, before.1);
+    assert_eq!(after.2, before.2);
+    assert_eq!((after.3, after.4), (before.3, before.4));
+    // Trade ids keep counting after the restart.
+    let (_, o) = t
+        .place(&order("BTC-USDC", "market", "sell", "1", None))
+        .await;
+    let last = t.sb.accepted_trades().pop().unwrap();
+    assert_eq!(
+        (last.id.as_str(), last.order_id),
+        ("T0000000004", id_of(&o))
+    );
+    // At the new bid (25000 × 0.9995) and the new rate.
+    assert_eq!(
+        (last.price.as_str(), last.fee.as_str()),
+        ("24987.5", "1249.375")
+    );
+    t.sb.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A state file written before fees, partial fills and market moves
+/// (lines written by hand in its format) replays with the same
+/// balances: its fills are whole-order taker fills with fee 0.
+#[tokio::test]
+async fn an_old_state_file_replays_unchanged() {
+    let dir = std::env::temp_dir().join(format!("hqx-sandbox-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.jsonl");
+    let old = [
+        r#"{"event":"placed","seq":1,"id":"O0000000001","pair":"BTC-USDC","type":"limit","side":"buy","quantity":"2","price":"24321.00","createdAt":1700000000000,"receivedBody":"{}","trade":{"id":"T0000000001","price":"24012"}}"#,
+        r#"{"event":"placed","seq":2,"id":"O0000000002","pair":"ETH-USDC","type":"limit","side":"buy","quantity":"1","price":"1000","createdAt":1700000000001,"receivedBody":"{}"}"#,
+        r#"{"event":"placed","seq":3,"id":"O0000000003","pair":"SOL-USDC","type":"limit","side":"sell","quantity":"5","price":"99","createdAt":1700000000002,"receivedBody":"{}"}"#,
+        r#"{"event":"cancelled","id":"O0000000003","at":1700000000003}"#,
+        r#"{"event":"placed","seq":4,"id":"O0000000004","pair":"ETH-USDC","type":"market","side":"sell","quantity":"1.5","price":null,"createdAt":1700000000004,"receivedBody":"{}","trade":{"id":"T0000000002","price":"1599.2"}}"#,
+        r#"{"event":"deposit_address","currency":"BTC","network":"bitcoin","address":"0xabc"}"#,
+    ];
+    std::fs::write(&state, old.join("\n") + "\n").unwrap();
+    let t = T::start_with(|c| c.state_path = Some(state.clone())).await;
+    // USDC: -48024 (fill, no fee), -1000 locked, +2398.8 (fill, no fee).
+    assert_eq!(t.balance("USDC").await, ("9953374.8".into(), "1000".into()));
+    assert_eq!(t.balance("BTC").await, ("1002".into(), "0".into()));
+    assert_eq!(t.balance("ETH").await, ("998.5".into(), "0".into()));
+    assert_eq!(t.balance("SOL").await, ("1000".into(), "0".into()));
+    let trades = t.sb.accepted_trades();
+    assert_eq!(trades.len(), 2);
+    assert_eq!(
+        (
+            trades[0].quantity.as_str(),
+            trades[0].fee.as_str(),
+            trades[0].timestamp
+        ),
+        ("2", "0", 1_700_000_000_000)
+    );
+    assert_eq!(
+        (trades[1].quantity.as_str(), trades[1].fee.as_str()),
+        ("1.5", "0")
+    );
+    let (_, list) = t.get("/trading/api/v1/orders/my").await;
+    let o = &list["orders"];
+    assert_eq!(
+        (
+            o[0]["filledQuantity"].as_str(),
+            o[0]["averagePrice"].as_str()
+        ),
+        (Some("2"), Some("24012"))
+    );
+    assert_eq!(
+        (o[1]["status"].as_str(), o[1]["filledQuantity"].as_str()),
+        (Some("open"), Some("0"))
+    );
+    assert_eq!(
+        (o[2]["status"].as_str(), o[2]["updatedAt"].as_i64()),
+        (Some("cancelled"), Some(1_700_000_000_003))
+    );
+    // The old open order can be filled now; ids go on from the file's.
+    let f =
+        t.sb.control(Control::Fill {
+            order_id: "O0000000002".into(),
+            quantity: None,
+        })
+        .unwrap();
+    assert_eq!(
+        (f["trade"]["id"].as_str(), f["trade"]["fee"].as_str()),
+        (Some("T0000000003"), Some("1"))
+    );
+    assert_eq!(t.balance("USDC").await, ("9953373.8".into(), "0".into()));
+    let (_, next) = t
+        .place(&order("BTC-USDC", "market", "buy", "1", None))
+        .await;
+    assert_eq!(next["id"], "O0000000005");
+    t.sb.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
