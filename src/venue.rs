@@ -79,8 +79,9 @@ pub struct Venue {
     /// Largest `limit` the my-orders endpoint accepts (assumed, as is its
     /// paging: `page` counts from 1; oldest first by creation time, then
     /// id, so orders created while a client pages append at the end and
-    /// never shift earlier pages; without `limit`, every matching order
-    /// in one page; the answer is `{orders, page, limit, total}`).
+    /// never shift earlier pages; without `limit`, some default page size
+    /// (hqx always sends `limit`); the answer is `{orders, page, limit,
+    /// total}`).
     pub orders_page_limit: u32,
     /// How far the exchange's clock may be from ours before a signed
     /// request is refused, in milliseconds (the sandbox enforces this).

@@ -39,12 +39,12 @@ use super::{AcceptedOrder, AcceptedTrade, Control};
 const MAX_BODY: usize = 1 << 20;
 /// Longest client order id accepted.
 const MAX_CLIENT_ORDER_ID: usize = 64;
-/// Page size of the my-orders listing when `limit` is not given: `None`,
-/// every matching order in one page. A client that does not page (as
-/// hqx's executor reads the list today, to prove an order absent) must
-/// see the whole list; a page size of 100 here would hide newer orders
-/// from it and make it send them twice.
-const DEFAULT_ORDERS_LIMIT: Option<i64> = None;
+/// Page size of the my-orders listing when `limit` is not given: 100, as
+/// an exchange that caps its lists would. hqx always pages this list
+/// (`limit`, `page`) and proves absence only from a list read to its end;
+/// a client that reads one page and stops would miss newer orders here,
+/// which is the point.
+const DEFAULT_ORDERS_LIMIT: Option<i64> = Some(100);
 
 /// Everything a request handler needs, shared by all connections.
 pub(super) struct Shared {
