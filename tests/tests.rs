@@ -9,6 +9,7 @@ mod crash;
 mod faults;
 mod interrupt;
 mod migrate;
+mod reconcile;
 mod resolve;
 mod run;
 mod sandbox_market;
