@@ -128,6 +128,21 @@ impl Executor {
             self.acct.journal().write_durable(recovered).await?;
         }
 
+        // A batch new to this journal whose client order ids the exchange
+        // already holds was run before from another journal (a lost one):
+        // sending it would place it twice.
+        if let Some(why) = self.client_ids_already_used().await? {
+            self.acct.note(why);
+            return Ok(RunReport {
+                orders: self.orders().await?,
+                queries: Vec::new(),
+                unresolved: Vec::new(),
+                notes: self.acct.notes(),
+                interrupted: false,
+                exit_code: exit::USAGE,
+            });
+        }
+
         // 2-4. Resolve, place, and resolve what was lost, in rounds.
         let mut unresolved: Vec<String> = Vec::new();
         for round in 0..=self.opts.resolve_rounds {
@@ -407,6 +422,55 @@ impl Executor {
                 (Event::Lost, c, None)
             }
         }
+    }
+
+    /// Where the venue has client order ids and no order of this batch was
+    /// ever sent from this journal: whether the exchange already holds any
+    /// of the batch's client ids (a refusal message), read from the whole
+    /// order list. `Some` also when the list cannot be read: it fails
+    /// closed.
+    async fn client_ids_already_used(&self) -> Result<Option<String>, JournalError> {
+        if self.acct.client().venue().client_order_id_field.is_none() {
+            return Ok(None);
+        }
+        let orders = self.orders().await?;
+        if orders.iter().any(|o| o.attempts > 0) {
+            return Ok(None);
+        }
+        let ours: std::collections::HashMap<String, &str> = orders
+            .iter()
+            .map(|o| {
+                (
+                    client_order_id(&o.batch_id, &o.order_id),
+                    o.order_id.as_str(),
+                )
+            })
+            .collect();
+        let listed = match self.acct.list_orders(None, "all", None, None).await {
+            Ok(l) => l,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "batch `{}` is new to this journal and the venue has client order ids, but the account's orders could not be read to check that none of them is already there ({e}); nothing was sent: run again when the exchange answers",
+                    self.batch.id
+                )))
+            }
+        };
+        let clash: Vec<String> = listed
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let cid = e.client_order_id.as_ref()?;
+                ours.get(cid)
+                    .map(|o| format!("{o} (exchange order {})", e.id))
+            })
+            .collect();
+        Ok((!clash.is_empty()).then(|| {
+            format!(
+                "batch `{}` is new to this journal, but the exchange already holds its orders {}: it was run before from another journal. Nothing was sent. Restore that journal (hqx journal backup makes copies) rather than run the batch again.",
+                self.batch.id,
+                clash.join(", ")
+            )
+        }))
     }
 
     /// Resolve every `unknown` order of the batch. Returns the ids that

@@ -569,3 +569,25 @@ fn the_step_summary_is_written_under_github_actions() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("NEW"), "{text}");
 }
+
+#[test]
+fn a_batch_from_a_lost_journal_is_refused_where_the_venue_has_client_ids() {
+    let env = Env::with(|c| c.venue.client_order_id_field = Some("clientOrderId".into()));
+    let venue = env.write("venue.yaml", "client_order_id_field: clientOrderId\n");
+    let f = env.write("b.yaml", QUICK);
+    let venue_arg = ["--venue", venue.to_str().unwrap()];
+    env.run(&f).args(venue_arg).assert().code(0);
+    assert_eq!(env.accepted().len(), 3);
+    // The journal is lost; the same batch runs on a fresh one.
+    std::fs::remove_file(env.journal_path()).unwrap();
+    env.run(&f)
+        .args(venue_arg)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("run before from another journal"));
+    assert_eq!(env.accepted().len(), 3, "nothing placed twice");
+    // A new batch on the same account goes through.
+    let other = env.write("c.yaml", &QUICK.replace("quick-1", "quick-2"));
+    env.run(&other).args(venue_arg).assert().code(0);
+    assert_eq!(env.accepted().len(), 6);
+}
