@@ -12,12 +12,13 @@
 //! - [`executor`]: runs a validated batch against a client and a journal.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
 //! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
+//! - [`sql_functions`]: exact decimal functions for `hqx sql` (as sqlite3's decimal extension).
 //! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
 
 pub mod batch;
 pub mod cli;
-pub mod cmd;
 pub mod client;
+pub mod cmd;
 pub mod connect;
 pub mod executor;
 pub mod journal;
@@ -25,4 +26,5 @@ pub mod model;
 pub mod order;
 pub mod sandbox;
 pub mod sign;
+pub mod sql_functions;
 pub mod venue;
