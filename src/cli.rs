@@ -35,6 +35,8 @@ pub enum Command {
     Sandbox(cmd::sandbox::Args),
     /// Settle an order whose outcome is unknown, by what you know.
     Resolve(cmd::resolve::Args),
+    /// Run one read-only SQL statement on the journal; print its rows.
+    Sql(cmd::sql::Args),
 }
 
 /// Run the parsed command; returns the exit code.
@@ -46,5 +48,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Run(a) => cmd::run::run(journal, a),
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Resolve(a) => cmd::resolve::run(journal, a),
+        Command::Sql(a) => cmd::sql::run(journal, a),
     }
 }

@@ -10,4 +10,5 @@ mod faults;
 mod interrupt;
 mod resolve;
 mod run;
+mod sql;
 mod validate;

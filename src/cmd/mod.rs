@@ -8,6 +8,7 @@ pub mod plan;
 pub mod resolve;
 pub mod run;
 pub mod sandbox;
+pub mod sql;
 pub mod validate;
 
 use std::path::Path;
