@@ -284,6 +284,30 @@ fn writes_are_refused_and_the_journal_is_left_byte_for_byte() {
 }
 
 #[test]
+fn a_reader_sees_what_other_writers_committed_and_does_not_wait_for_them() {
+    let env = quick();
+    let count =
+        || stdout_of(sql(&env).args(["--format", "csv", "SELECT count(*) AS n FROM batches"]));
+    let insert = |id: &str| {
+        format!("INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms) VALUES ('{id}', 'f', 'h', 'u', 'k', 1)")
+    };
+    // Another writer (as another hqx run would be) commits; while its
+    // connection is open the commit lives in the WAL, which a reader opened
+    // `immutable` would not see.
+    let writer = env.db();
+    writer.execute_batch(&insert("other")).unwrap();
+    assert!(std::fs::metadata(env.path("hqx.db-wal")).unwrap().len() > 0);
+    assert_eq!(count(), "n\r\n2\r\n");
+    // A write transaction still open is neither seen nor waited for.
+    writer
+        .execute_batch(&format!("BEGIN IMMEDIATE; {};", insert("third")))
+        .unwrap();
+    assert_eq!(count(), "n\r\n2\r\n");
+    writer.execute_batch("COMMIT").unwrap();
+    assert_eq!(count(), "n\r\n3\r\n");
+}
+
+#[test]
 fn two_read_statements_are_refused_too_but_a_trailing_semicolon_is_fine() {
     let env = quick();
     sql(&env)
@@ -350,6 +374,18 @@ fn a_missing_journal_is_not_created() {
         .assert()
         .code(2);
     assert!(!journal.exists());
+    // A file that is not a journal is named as such.
+    let text = env.write(
+        "notes.txt",
+        "not a database, but long enough to have a header...\n",
+    );
+    sql(&env)
+        .arg("--journal")
+        .arg(&text)
+        .arg("SELECT * FROM orders")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a SQLite journal"));
 }
 
 /// The rows of `--format json` for a query file, each with `params`.

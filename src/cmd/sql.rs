@@ -86,6 +86,12 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             journal_path.display()
         )));
     }
+    if journal_path.is_dir() {
+        return Err(Failure::usage(format!(
+            "{} is a directory, not a journal; point --journal at the journal file",
+            journal_path.display()
+        )));
+    }
     let denied: Arc<Mutex<Option<String>>> = Arc::default();
     let conn = open_read_only(journal_path, denied.clone())?;
     let failure = |e: rusqlite::Error| sql_failure(e, &sql, &denied, journal_path);
