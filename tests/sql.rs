@@ -154,6 +154,9 @@ fn named_parameters_bind_as_text() {
     // A name may be given with its sigil.
     let rows = json_rows(&env, "SELECT :v AS v", &[(":v", "0.10")]);
     assert_eq!(rows, vec![serde_json::json!({"v": "0.10"})]);
+    // Values may start with a hyphen.
+    let rows = json_rows(&env, "SELECT decimal_add(:q, '2') AS v", &[("q", "-1.5")]);
+    assert_eq!(rows, vec![serde_json::json!({"v": "0.5"})]);
 
     sql(&env)
         .args(["SELECT :batch, :order", "-p", "batch", "quick-1"])

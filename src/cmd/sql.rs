@@ -56,6 +56,7 @@ pub struct Args {
         long = "param",
         num_args = 2,
         value_names = ["NAME", "VALUE"],
+        allow_hyphen_values = true,
         action = clap::ArgAction::Append
     )]
     pub params: Vec<String>,
@@ -294,6 +295,22 @@ fn refused(action: &AuthAction<'_>) -> Option<String> {
             format!("DROP VIEW {view_name}")
         }
         A::AlterTable { table_name, .. } => format!("ALTER TABLE {table_name}"),
+        A::CreateIndex { index_name, .. } | A::CreateTempIndex { index_name, .. } => {
+            format!("CREATE INDEX {index_name}")
+        }
+        A::DropIndex { index_name, .. } | A::DropTempIndex { index_name, .. } => {
+            format!("DROP INDEX {index_name}")
+        }
+        A::CreateTrigger { trigger_name, .. } | A::CreateTempTrigger { trigger_name, .. } => {
+            format!("CREATE TRIGGER {trigger_name}")
+        }
+        A::DropTrigger { trigger_name, .. } | A::DropTempTrigger { trigger_name, .. } => {
+            format!("DROP TRIGGER {trigger_name}")
+        }
+        A::CreateVtable { table_name, .. } => format!("CREATE VIRTUAL TABLE {table_name}"),
+        A::DropVtable { table_name, .. } => format!("DROP VIRTUAL TABLE {table_name}"),
+        A::Reindex { index_name } => format!("REINDEX of {index_name}"),
+        A::Analyze { table_name } => format!("ANALYZE of {table_name}"),
         A::Transaction { operation } => format!("transaction control ({operation:?})"),
         A::Savepoint { operation, .. } => format!("savepoint ({operation:?})"),
         ref other => format!("{other:?}"),
@@ -692,6 +709,36 @@ mod tests {
             point_at("SELECT x", 7),
             " (line 1, column 8)\n  SELECT x\n         ^"
         );
+    }
+
+    /// The fences behind the authorizer hold on their own.
+    #[test]
+    fn without_the_authorizer_the_other_fences_still_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x)")
+            .unwrap();
+        let conn = open_read_only(&path, Arc::default()).unwrap();
+        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let q: i64 = conn
+            .query_row("PRAGMA query_only", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(q, 1);
+        // query_only: not even a temporary table.
+        let e = conn.execute_batch("CREATE TEMP TABLE x (y)").unwrap_err();
+        assert!(e.to_string().contains("readonly"), "{e}");
+        // No database may be attached.
+        let e = conn.execute_batch("ATTACH ':memory:' AS m").unwrap_err();
+        assert!(e.to_string().contains("too many attached databases"), "{e}");
+        // And with query_only off, the read-only open still refuses.
+        conn.execute_batch("PRAGMA query_only = 0").unwrap();
+        let e = conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert!(e.to_string().contains("readonly database"), "{e}");
+        // SQLite's own judgement, used before running.
+        assert!(!conn.prepare("DELETE FROM t").unwrap().readonly());
+        assert!(conn.prepare("SELECT x FROM t").unwrap().readonly());
     }
 
     #[test]
