@@ -46,6 +46,8 @@ pub enum Command {
     Ack(cmd::ack::Args),
     /// Create, back up or check the journal.
     Journal(cmd::journal::Args),
+    /// Run one read-only SQL statement on the journal; print its rows.
+    Sql(cmd::sql::Args),
 }
 
 /// Run the parsed command; returns the exit code.
@@ -60,5 +62,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Reconcile(a) => cmd::reconcile::run(journal, cli.journal_must_exist, a),
         Command::Ack(a) => cmd::ack::run(journal, a),
         Command::Journal(a) => cmd::journal::run(journal, a),
+        Command::Sql(a) => cmd::sql::run(journal, a),
     }
 }

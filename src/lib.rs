@@ -14,6 +14,7 @@
 //! - [`reconcile`]: keeps the journal true to the exchange account; finds drift.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
 //! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
+//! - [`sql_functions`]: exact decimal functions for `hqx sql` (as sqlite3's decimal extension).
 //! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
 
 pub mod account;
@@ -29,4 +30,5 @@ pub mod order;
 pub mod reconcile;
 pub mod sandbox;
 pub mod sign;
+pub mod sql_functions;
 pub mod venue;

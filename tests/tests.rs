@@ -13,4 +13,5 @@ mod reconcile;
 mod resolve;
 mod run;
 mod sandbox_market;
+mod sql;
 mod validate;

@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod resolve;
 pub mod run;
 pub mod sandbox;
+pub mod sql;
 pub mod validate;
 
 use std::path::Path;
