@@ -25,7 +25,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_send_deadline.sql"),
     include_str!("../migrations/0003_accounts_and_reconcile.sql"),
+    include_str!("../migrations/0005_cancels.sql"),
 ];
+
+mod cancels;
+pub use cancels::{CancelChange, CancelItem, CancelRow, NewItem};
 
 /// What went wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,8 @@ pub struct Registration {
     pub known: usize,
     /// Journaled orders no longer in the file (left as they are).
     pub missing_from_file: Vec<String>,
+    /// Cancels newly journaled.
+    pub cancels_added: usize,
 }
 
 /// An order whose text in the file differs from the journal's.
@@ -162,6 +168,9 @@ pub enum BatchRefusal {
     Bound(BatchRow),
     /// Orders changed under ids already journaled.
     Conflicts(Vec<Conflict>),
+    /// Cancels changed under ids already journaled, or naming orders of
+    /// other batches the journal does not hold: one message each.
+    Cancels(Vec<String>),
 }
 
 /// One state change of one order, with what the exchange said.
@@ -654,6 +663,7 @@ impl Journal {
                 }
             }
         }
+        cancels::register(&tx, &path, batch, now_ms)?;
         tx.commit().map_err(err)?;
         Ok(Ok(reg))
     }
@@ -1357,6 +1367,11 @@ fn check_batch(
     if !conflicts.is_empty() {
         return Ok(Err(BatchRefusal::Conflicts(conflicts)));
     }
+    let bad_cancels = cancels::check(conn, path, batch)?;
+    if !bad_cancels.is_empty() {
+        return Ok(Err(BatchRefusal::Cancels(bad_cancels)));
+    }
+    reg.cancels_added = cancels::count_new(conn, path, batch)?;
     reg.missing_from_file = existing
         .iter()
         .filter(|o| !in_file.contains(o.order_id.as_str()))

@@ -8,6 +8,8 @@
 //! - [`sign`]: HMAC request signing and the secret type.
 //! - [`client`]: the signed, rate-limited REST client.
 //! - [`order`]: the order state machine: the only place states change.
+//! - [`cancel`]: the cancel state machine (the cancel of one order).
+//! - [`cancels`]: a run's cancels: resolved, sent once, checked after a lost answer.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
 //! - [`executor`]: runs a validated batch against a client and a journal.
@@ -19,6 +21,8 @@
 
 pub mod account;
 pub mod batch;
+pub mod cancel;
+pub mod cancels;
 pub mod cli;
 pub mod client;
 pub mod cmd;

@@ -55,6 +55,14 @@ pub(crate) fn refusal_message(b: &Batch, binding: &str, api_key: &str, r: &Batch
             ));
             m
         }
+        BatchRefusal::Cancels(problems) => {
+            let mut m = problems.join("\n");
+            m.push_str(&format!(
+                "\n{} cancel(s) cannot run against this journal; nothing was sent.",
+                problems.len()
+            ));
+            m
+        }
     }
 }
 
@@ -65,6 +73,13 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     let b = Arc::new(load_batch(&args.file)?);
     super::journal::require(journal_path, must_exist)?;
     let _lock = lock_batch(journal_path, &b.id)?;
+    // The batches whose orders the cancels name are changed by this run
+    // too (a never-sent order is journaled as cancelled): lock them.
+    let _cancel_locks = crate::cancels::batches_touched(&b)
+        .iter()
+        .skip(1)
+        .map(|id| lock_batch(journal_path, id))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
 
@@ -72,15 +87,15 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     // yet, every order is to place, so ask before creating it.
     let ask = !args.yes && !ex.is_local;
     let journal_existed = journal_path.exists();
-    if ask && !journal_existed && !b.orders.is_empty() {
-        confirm(&b, b.orders.len(), &ex.base_url, &api_key)?;
+    if ask && !journal_existed && (!b.orders.is_empty() || !b.cancels.is_empty()) {
+        confirm(&b, b.orders.len(), b.cancels.len(), &ex.base_url, &api_key)?;
     }
     let mut journal = Journal::open(journal_path)?;
     let reg = journal
         .check(&b, Some((&binding, &api_key)))?
         .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
-    if ask && journal_existed && reg.added > 0 {
-        confirm(&b, reg.added, &ex.base_url, &api_key)?;
+    if ask && journal_existed && (reg.added > 0 || reg.cancels_added > 0) {
+        confirm(&b, reg.added, reg.cancels_added, &ex.base_url, &api_key)?;
     }
     journal
         .register(&b, &binding, &api_key, now_ms())?
@@ -148,15 +163,28 @@ pub(crate) fn watch_ctrl_c(stop: Arc<Stop>) {
     });
 }
 
-fn confirm(b: &Batch, n: usize, base_url: &str, api_key: &str) -> Result<(), Failure> {
+fn confirm(
+    b: &Batch,
+    n: usize,
+    cancels: usize,
+    base_url: &str,
+    api_key: &str,
+) -> Result<(), Failure> {
+    let what = match (n, cancels) {
+        (n, 0) => format!("place {n} order(s)"),
+        (0, c) => format!("run {c} cancel(s)"),
+        (n, c) => format!("place {n} order(s) and run {c} cancel(s)"),
+    };
     if !std::io::stdin().is_terminal() {
         return Err(Failure::usage(format!(
-            "about to place {n} order(s) of batch `{}` on {base_url}; standard input is not a terminal, so pass --yes to confirm",
+            "about to {what} of batch `{}` on {base_url}; standard input is not a terminal, so pass --yes to confirm",
             b.id
         )));
     }
+    let mut what = what;
+    what.replace_range(..1, &what[..1].to_ascii_uppercase());
     eprint!(
-        "Place {n} order(s) of batch `{}` on {base_url} with key {api_key}? [y/N] ",
+        "{what} of batch `{}` on {base_url} with key {api_key}? [y/N] ",
         b.id
     );
     let _ = std::io::stderr().flush();
@@ -191,6 +219,48 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
             ));
         }
     }
+    let mut cancel_counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    if !r.cancels.cancels.is_empty() {
+        out.push_str(&format!(
+            "{:<18} {:<18} {:<14} {}\n",
+            "CANCEL", "STATE", "EXCHANGE ID", "TARGET / NOTE"
+        ));
+    }
+    for c in &r.cancels.cancels {
+        let target = format!("{}: {}", c.target_kind, c.target);
+        if c.items.is_empty() {
+            *cancel_counts.entry(c.state.as_str()).or_default() += 1;
+            out.push_str(&format!(
+                "{:<18} {:<18} {:<14} {target}{}\n",
+                c.cancel_id,
+                c.state,
+                "-",
+                c.detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+        for it in &c.items {
+            *cancel_counts.entry(it.state.as_str()).or_default() += 1;
+            let order = it
+                .order
+                .as_ref()
+                .filter(|_| c.target_kind != "order")
+                .map(|(b, o)| format!(" = {b}/{o}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<18} {:<18} {:<14} {target}{order}{}\n",
+                c.cancel_id,
+                it.state.as_str().replace('_', " "),
+                it.exchange_order_id.as_deref().unwrap_or("-"),
+                it.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     for (id, q) in &r.queries {
         match q {
             Ok(s) => out.push_str(&format!("query {id}: {s}\n")),
@@ -212,6 +282,20 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
             counts_text
         }
     );
+    let mut line = line;
+    if !r.cancels.cancels.is_empty() {
+        let text = cancel_counts
+            .iter()
+            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        line.push_str(&format!(
+            "; {} cancel(s) of {} order(s): {}",
+            r.cancels.cancels.len(),
+            cancel_counts.values().sum::<usize>(),
+            if text.is_empty() { "none".into() } else { text }
+        ));
+    }
     out.push_str(&line);
     out.push_str(&format!("; journal: {}\n", journal_path.display()));
     print!("{out}");
@@ -224,6 +308,20 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
             r.unresolved.len(),
             r.unresolved.join(", "),
             b.id
+        );
+    }
+    if !r.cancels.unresolved.is_empty() {
+        eprintln!(
+            "{} cancel(s) not settled: {}. Their orders' outcome is not known yet; nothing was sent for them that could not be checked. Run the same file again (a cancel whose order is `unknown` waits for it to be resolved).",
+            r.cancels.unresolved.len(),
+            r.cancels.unresolved.join(", ")
+        );
+    }
+    if !r.cancels.failed.is_empty() {
+        eprintln!(
+            "{} cancel(s) failed: {}; see the notes above and `hqx sql \"SELECT * FROM cancel_orders\"`.",
+            r.cancels.failed.len(),
+            r.cancels.failed.join(", ")
         );
     }
     if r.interrupted {
