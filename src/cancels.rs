@@ -711,3 +711,108 @@ impl Cancels<'_> {
         })
     }
 }
+
+/// One cancel as `hqx plan` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCancel {
+    /// `to send`, `done`, `failed`, `not needed`, `waits`.
+    pub what: &'static str,
+    /// The cancel's id.
+    pub id: String,
+    /// What it is about.
+    pub target: String,
+    /// Why, in parentheses.
+    pub note: String,
+}
+
+/// What `run` would do with each cancel, from the journal alone (and, for
+/// `all_open`, the open orders counted by the caller per pair, if any).
+pub fn plan(
+    batch: &Batch,
+    journal: Option<&crate::journal::Journal>,
+    open_now: Option<&std::collections::HashMap<String, Result<usize, String>>>,
+) -> Result<Vec<PlannedCancel>, JournalError> {
+    let rows = match journal {
+        Some(j) => j.cancels(&batch.id)?,
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for spec in &batch.cancels {
+        let row = rows.iter().find(|r| r.cancel_id == spec.id);
+        let (what, note) = match row.filter(|r| r.state != "pending") {
+            Some(r) => {
+                let settled = r.items.iter().filter(|i| i.state.is_settled()).count();
+                let states: Vec<String> = r
+                    .items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} {}",
+                            i.exchange_order_id.as_deref().unwrap_or("-"),
+                            i.state.as_str().replace('_', " ")
+                        )
+                    })
+                    .collect();
+                let list = if states.is_empty() {
+                    "no orders".to_string()
+                } else {
+                    states.join(", ")
+                };
+                if settled == r.items.len() {
+                    ("done", format!(" ({list})"))
+                } else if r.items.iter().any(|i| i.state == CancelState::Failed) {
+                    ("failed", format!(" ({list}; final under this id: use a new id to try again)"))
+                } else {
+                    ("to send", format!(" (resumes: {list})"))
+                }
+            }
+            None => match &spec.target {
+                CancelTarget::Order { batch: b, order } => {
+                    let o = match journal {
+                        Some(j) => j.order(b, order)?,
+                        None => None,
+                    };
+                    match o.map(|o| (o.state, o.exchange_order_id)) {
+                        None | Some((OrderState::Pending, _)) => (
+                            "not needed",
+                            " (never sent: journaled as cancelled, no request)".to_string(),
+                        ),
+                        Some((OrderState::Open, id)) => (
+                            "to send",
+                            format!(" (open: DELETE {})", id.as_deref().unwrap_or("?")),
+                        ),
+                        Some((OrderState::Filled, _)) => {
+                            ("not needed", " (already filled)".to_string())
+                        }
+                        Some((OrderState::Cancelled, _)) => {
+                            ("not needed", " (already cancelled)".to_string())
+                        }
+                        Some((OrderState::Rejected, _)) => {
+                            ("not needed", " (rejected: never live)".to_string())
+                        }
+                        Some((st, _)) => (
+                            "waits",
+                            format!(" ({st}: sent only once the order is resolved)"),
+                        ),
+                    }
+                }
+                CancelTarget::ExchangeOrderId(_) => ("to send", String::new()),
+                CancelTarget::AllOpen { pair } => (
+                    "to send",
+                    match open_now.map(|m| m.get(pair.as_str())) {
+                        Some(Some(Ok(n))) => format!(" ({n} order(s) open now)"),
+                        Some(Some(Err(e))) => format!(" (open orders could not be counted: {e})"),
+                        _ => " (resolved against the exchange at run time; `hqx plan --online` counts them now)".to_string(),
+                    },
+                ),
+            },
+        };
+        out.push(PlannedCancel {
+            what,
+            id: spec.id.clone(),
+            target: spec.target.to_string(),
+            note,
+        });
+    }
+    Ok(out)
+}

@@ -13,24 +13,37 @@ use crate::order::OrderState;
 pub struct Args {
     /// The batch file.
     pub file: PathBuf,
+    /// Read the exchange (GETs only) to count the orders each `all_open`
+    /// cancel would cancel now; takes the connection options of `run`.
+    /// Without it, plan neither sends nor connects.
+    #[arg(long)]
+    pub online: bool,
+    /// How to reach the exchange (with --online).
+    #[command(flatten)]
+    pub conn: crate::connect::Connection,
 }
 
 /// List each order as to place, already placed, to resolve, or CONFLICT.
 pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let file = &args.file;
     let b = load_batch(file)?;
-    let (rows, conflicts) = if journal_path.exists() {
+    let mut cancel_problems = Vec::new();
+    let (rows, conflicts, journal) = if journal_path.exists() {
         let j = Journal::open(journal_path)?;
         let conflicts: HashMap<String, String> = match j.check(&b, None)? {
             Err(BatchRefusal::Conflicts(c)) => c
                 .into_iter()
                 .map(|c| (c.order_id, c.journal_body))
                 .collect(),
+            Err(BatchRefusal::Cancels(problems)) => {
+                cancel_problems = problems;
+                HashMap::new()
+            }
             _ => HashMap::new(),
         };
-        (j.orders(&b.id)?, conflicts)
+        (j.orders(&b.id)?, conflicts, Some(j))
     } else {
-        (Vec::new(), HashMap::new())
+        (Vec::new(), HashMap::new(), None)
     };
     let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
     let (mut place, mut done, mut other) = (0, 0, 0);
@@ -72,15 +85,89 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 .unwrap_or_default()
         );
     }
+    let cancels_line = if b.cancels.is_empty() {
+        String::new()
+    } else {
+        let open_counts = if args.online {
+            Some(count_open(journal_path, args, &b)?)
+        } else {
+            None
+        };
+        let planned = crate::cancels::plan(&b, journal.as_ref(), open_counts.as_ref())?;
+        println!("cancels (run before any placement):");
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for p in &planned {
+            *counts.entry(p.what).or_default() += 1;
+            println!("  {:<12} {:<16} {}{}", p.what, p.id, p.target, p.note);
+        }
+        for m in &cancel_problems {
+            println!("  CONFLICT     {m}");
+        }
+        let text = counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("; {} cancel(s): {text}", planned.len())
+    };
     println!(
-        "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run",
-        conflicts.len(),
+        "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run{cancels_line}",
+        conflicts.len() + cancel_problems.len(),
         b.queries.len(),
         queries_word(b.queries.len())
     );
-    Ok(if conflicts.is_empty() {
+    Ok(if conflicts.is_empty() && cancel_problems.is_empty() {
         exit::OK
     } else {
         exit::USAGE
     })
+}
+
+/// For `--online`: the number of orders open now on each pair an
+/// `all_open` cancel names, read with GETs (paged, as `run` reads them);
+/// nothing is written to the journal.
+fn count_open(
+    journal_path: &Path,
+    args: &Args,
+    b: &crate::batch::Batch,
+) -> Result<HashMap<String, Result<usize, String>>, Failure> {
+    use crate::account::{Account, ReadOptions, Stop};
+    use crate::journal::JournalWriter;
+    let mut ex = crate::connect::Exchange::open(journal_path, &args.conn)?;
+    let client = ex.client(&args.conn)?;
+    // The reads' http_log rows go to a journal in memory, thrown away.
+    let (writer, thread) = JournalWriter::spawn(Journal::open(Path::new(":memory:"))?);
+    let acct = Account::new(
+        client,
+        writer.clone(),
+        0,
+        0,
+        None,
+        ReadOptions::default(),
+        std::sync::Arc::new(Stop::default()),
+    );
+    let pairs: std::collections::BTreeSet<String> = b
+        .cancels
+        .iter()
+        .filter_map(|c| match &c.target {
+            crate::batch::CancelTarget::AllOpen { pair } => Some(pair.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    let out = ex.rt.block_on(async {
+        let mut out = HashMap::new();
+        for p in pairs {
+            let n = acct
+                .list_orders(Some(&p), "open", None, None)
+                .await
+                .map(|l| l.len());
+            out.insert(p, n);
+        }
+        out
+    });
+    ex.shutdown();
+    drop(acct);
+    drop(writer);
+    let _ = thread.join();
+    Ok(out)
 }

@@ -319,7 +319,7 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
     }
     if !r.cancels.failed.is_empty() {
         eprintln!(
-            "{} cancel(s) failed: {}; see the notes above and `hqx sql \"SELECT * FROM cancel_orders\"`.",
+            "{} cancel(s) failed: {}; the CANCEL lines above say why. A failed cancel is final under its id: fix it under a new id.",
             r.cancels.failed.len(),
             r.cancels.failed.join(", ")
         );
