@@ -77,6 +77,7 @@ pub async fn run(acct: &Account, batch: &Batch) -> Result<CancelReport, JournalE
         acct,
         batch,
         touch: batches_touched(batch).into_iter().collect(),
+        unreadable: Default::default(),
     };
     c.recover().await?;
     let mut failed = Vec::new();
@@ -108,6 +109,9 @@ struct Cancels<'a> {
     acct: &'a Account,
     batch: &'a Batch,
     touch: HashSet<String>,
+    /// (cancel, item) whose order status could not be read in this run:
+    /// not tried again until the next run.
+    unreadable: std::sync::Mutex<HashSet<(String, i64)>>,
 }
 
 impl Cancels<'_> {
@@ -324,7 +328,12 @@ impl Cancels<'_> {
         let mut again = false;
         for row in self.rows().await? {
             for it in &row.items {
-                if it.state.is_final() || self.acct.stop().is_set() {
+                let skip = self
+                    .unreadable
+                    .lock()
+                    .expect("lock")
+                    .contains(&(row.cancel_id.clone(), it.item));
+                if it.state.is_final() || skip || self.acct.stop().is_set() {
                     continue;
                 }
                 let left = self.settle(&row, it).await?;
@@ -616,24 +625,45 @@ impl Cancels<'_> {
         else {
             return Ok(it.state);
         };
+        // One read per pass: an unreadable status leaves the cancel
+        // unknown for the next pass or run, which reads it again first.
         let path = self.acct.client().venue().paths.order(&id);
-        let eo = match self.acct.get_json(&path).await {
-            Ok(v) => ExchangeOrder::from_json(&v).filter(|e| e.id == id),
-            Err(e) => {
-                if e.contains("HTTP 404") {
-                    return self
-                        .change(row, it, it.state, CancelEvent::Failed, None, Some(Some(e)))
-                        .await;
-                }
-                self.acct.note(format!(
-                    "cancel `{}`: the status of exchange order {id} could not be read ({e}); the next run reads it before sending anything",
-                    row.cancel_id
-                ));
-                return Ok(it.state);
-            }
+        let (result, rec) = self.acct.client().send(Method::Get, &path, None).await;
+        let http = self.acct.http(rec, order.map(|o| o.order_id.as_str()));
+        self.acct.journal().write(vec![http]);
+        let unreadable = |why: String| {
+            self.unreadable
+                .lock()
+                .expect("lock")
+                .insert((row.cancel_id.clone(), it.item));
+            self.acct.note(format!(
+                "cancel `{}`: the status of exchange order {id} could not be read ({why}); nothing more is sent for it until it is: run again",
+                row.cancel_id
+            ));
+            Ok(it.state)
         };
-        let Some(eo) = eo else {
-            return Ok(it.state);
+        let eo = match result {
+            Ok(r) if (200..300).contains(&r.status) => {
+                match serde_json::from_str::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| ExchangeOrder::from_json(&v))
+                    .filter(|e| e.id == id)
+                {
+                    Some(eo) => eo,
+                    None => return unreadable(format!("GET {path}: not an order hqx can read")),
+                }
+            }
+            Ok(r) if r.status == 404 => {
+                let e = format!(
+                    "the exchange has no order {id} on this account ({})",
+                    r.message()
+                );
+                return self
+                    .change(row, it, it.state, CancelEvent::Failed, None, Some(Some(e)))
+                    .await;
+            }
+            Ok(r) => return unreadable(r.message()),
+            Err(e) => return unreadable(e.to_string()),
         };
         let fresh = match order {
             Some(o) => {
