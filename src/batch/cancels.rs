@@ -293,3 +293,93 @@ impl Check<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{parse, BatchError};
+    use super::*;
+
+    const HEAD: &str = "version: 1\nbatch: b\norders:\n  - { id: bid, pair: BTC-USDC, side: buy, type: limit, quantity: \"1\", price: \"10\" }\nqueries:\n  - { id: funds, balances: {} }\ncancels:\n";
+
+    fn errors(cancels: &str) -> Vec<BatchError> {
+        match parse(Path::new("b.yaml"), &format!("{HEAD}{cancels}")) {
+            Ok(b) => panic!("expected errors, got {b:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn at(e: &BatchError) -> (usize, usize, &str) {
+        (e.line, e.column, e.field.as_str())
+    }
+
+    #[test]
+    fn every_target_parses_and_existing_files_need_no_cancels() {
+        let b = parse(
+            Path::new("b.yaml"),
+            &format!(
+                "{HEAD}  - {{ id: drop-low, order: bid }}\n  - {{ id: drop-old, order: other-1/buy-1 }}\n  - {{ id: drop-x, exchange_order_id: O0000000042 }}\n  - id: clear-btc\n    all_open: {{ pair: BTC-USDC }}\n"
+            ),
+        )
+        .unwrap();
+        let t: Vec<(&str, String, usize)> = b
+            .cancels
+            .iter()
+            .map(|c| (c.id.as_str(), c.target.to_string(), c.line))
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                ("drop-low", "order b/bid".into(), 8),
+                ("drop-old", "order other-1/buy-1".into(), 9),
+                ("drop-x", "exchange order O0000000042".into(), 10),
+                ("clear-btc", "all open orders on BTC-USDC".into(), 11),
+            ]
+        );
+        // A batch of cancels alone is a batch.
+        let b = parse(
+            Path::new("b.yaml"),
+            "version: 1\nbatch: b\ncancels:\n  - { id: c, exchange_order_id: X1 }\n",
+        )
+        .unwrap();
+        assert!(b.orders.is_empty() && b.cancels.len() == 1);
+    }
+
+    #[test]
+    fn errors_name_line_column_field_and_what_to_do() {
+        let e = errors(
+            "  - { id: bid, order: bid }\n  - { id: funds, exchange_order_id: X }\n  - { id: c1, order: nope }\n  - { id: c2, order: \"a/b/c\" }\n  - { id: c3, exchange_order_id: \"has space\" }\n  - { id: c4, all_open: { pair: btc } }\n  - { id: c5, all_open: {} }\n  - { id: c6 }\n  - { id: c7, order: bid, all_open: { pair: BTC-USDC } }\n  - { id: c1, exchange_order_id: X }\n  - { id: c8, ordr: bid }\n",
+        );
+        let got: Vec<(usize, usize, &str)> = e.iter().map(at).collect();
+        assert_eq!(
+            got,
+            vec![
+                (8, 11, "cancels[0] (bid).id"),
+                (9, 11, "cancels[1] (funds).id"),
+                (10, 22, "cancels[2] (c1).order"),
+                (11, 22, "cancels[3] (c2).order"),
+                (12, 34, "cancels[4] (c3).exchange_order_id"),
+                (13, 33, "cancels[5] (c4).all_open.pair"),
+                (14, 25, "cancels[6] (c5).all_open.pair"),
+                (15, 5, "cancels[7] (c6)"),
+                (16, 27, "cancels[8] (c7).all_open"),
+                (17, 11, "cancels[9] (c1).id"),
+                (18, 15, "cancels[10] (c8).ordr"),
+            ],
+            "{e:#?}"
+        );
+        assert!(e[0]
+            .message
+            .contains("already used by order `bid` at line 4"));
+        assert!(e[1]
+            .message
+            .contains("already used by query `funds` at line 6"));
+        assert!(e[2].message.contains("this batch has no order `nope`"));
+        assert!(e[3].message.contains("`order: rebalance-2026-10/buy-1`"));
+        assert!(e[7].message.contains("does not say what to cancel"));
+        assert!(e[8].message.contains("split it into two cancels"));
+        assert!(e[9].message.contains("cancel ids must be unique"));
+        assert!(e[10].message.contains("order"));
+    }
+}
