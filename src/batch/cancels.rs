@@ -299,7 +299,6 @@ mod tests {
     use std::path::Path;
 
     use super::super::{parse, BatchError};
-    use super::*;
 
     const HEAD: &str = "version: 1\nbatch: b\norders:\n  - { id: bid, pair: BTC-USDC, side: buy, type: limit, quantity: \"1\", price: \"10\" }\nqueries:\n  - { id: funds, balances: {} }\ncancels:\n";
 
