@@ -35,7 +35,7 @@ struct Step {
 
 fn main() {
     let mut hqx = "target/release/hqx".to_string();
-    let mut orders = 100usize;
+    let mut orders = 200usize;
     let mut trades = 100_000usize;
     let mut new = 1_000usize;
     let mut rate = "1000000".to_string();
