@@ -37,6 +37,9 @@ pub struct Credentials {
     pub secret: Secret,
     /// `expiredAt` from the exchange's key object, when known.
     pub expires_at: Option<String>,
+    /// `ips` from the exchange's key object: the addresses the key is bound
+    /// to, when it says (`null` there means any address).
+    pub ips: Option<Vec<String>>,
 }
 
 impl Credentials {
@@ -50,6 +53,8 @@ impl Credentials {
             api_key: String,
             secret_key: String,
             expired_at: Option<String>,
+            #[serde(default)]
+            ips: Value,
         }
         let k: KeyObject = serde_json::from_str(&text).map_err(|e| {
             // serde_json's message can quote the input (a bare secret, say):
@@ -62,11 +67,94 @@ impl Credentials {
                 e.column()
             )
         })?;
+        // `ips` is not described further: a list of addresses, or one
+        // text of them separated by commas; anything else is ignored (it
+        // only ever adds to a message).
+        let ips = match &k.ips {
+            Value::Array(a) => Some(a.iter().filter_map(|v| text_of(Some(v))).collect()),
+            Value::String(s) => Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            _ => None,
+        }
+        .filter(|v: &Vec<String>| !v.is_empty());
         Ok(Credentials {
             api_key: k.api_key,
             secret: Secret::new(k.secret_key),
             expires_at: k.expired_at,
+            ips,
         })
+    }
+
+    /// Refuse a key file that group or others may read or write, as ssh
+    /// refuses an unprotected private key: the secret would not be secret.
+    /// Says which `chmod` to run; never reads or shows the secret.
+    pub fn check_key_file_mode(path: &std::path::Path) -> Result<(), String> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let meta = std::fs::metadata(path)
+                .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "key file {} is accessible by group or others (mode {mode:03o}): its secret is not private, so hqx refuses it, as ssh refuses an unprotected private key; run `chmod 600 {}` and try again (and consider the key exposed if others could read it: replace it on Haqqex)",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        Ok(())
+    }
+
+    /// A warning when the key expires within [`EXPIRY_WARNING_MS`] of
+    /// `now_ms`, with the date and time of its expiry (UTC). `None` for a
+    /// key without `expiredAt` or one that expires later.
+    pub fn expiry_warning(&self, now_ms: i64) -> Option<String> {
+        let at = self.expires_at.as_ref()?;
+        let t =
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+        let exp_ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let left = exp_ms - now_ms;
+        if !(0..=EXPIRY_WARNING_MS).contains(&left) {
+            return None;
+        }
+        let utc = t.to_offset(time::UtcOffset::UTC);
+        let when = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        );
+        let hours = left / 3_600_000;
+        Some(format!(
+            "warning: API key {} expires at {when} (in {} day(s) {} hour(s)); create a new key on Haqqex before then and pass it with --key-file or HAQQEX_PUBLIC_KEY/HAQQEX_PRIVATE_KEY",
+            self.api_key,
+            hours / 24,
+            hours % 24
+        ))
+    }
+
+    /// What to add to the message of a 403 (the exchange refuses the
+    /// key from this address): the addresses the key object binds it to,
+    /// when it says.
+    pub fn forbidden_hint(&self) -> String {
+        match &self.ips {
+            Some(ips) => format!(
+                "; the key is bound to the IP address(es) {} (its key object's `ips`): run hqx from one of them, or allow this machine's address for the key on Haqqex",
+                ips.join(", ")
+            ),
+            None => "; the key may be bound to other IP addresses: check its `ips` on Haqqex".into(),
+        }
     }
 
     /// Refuse a key whose `expiredAt` has passed, before any request.
@@ -86,6 +174,10 @@ impl Credentials {
         Ok(())
     }
 }
+
+/// How long before a key's `expiredAt` every `run` and `reconcile` warns:
+/// 7 days.
+pub const EXPIRY_WARNING_MS: i64 = 7 * 24 * 3_600_000;
 
 /// How the client is set up.
 #[derive(Debug, Clone)]
@@ -240,6 +332,11 @@ impl Client {
     /// The venue profile in use.
     pub fn venue(&self) -> &Venue {
         &self.cfg.venue
+    }
+
+    /// The key (its secret never shows in `Debug`).
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
     }
 
     /// The public key.
@@ -576,11 +673,91 @@ mod tests {
     }
 
     #[test]
+    fn a_403_names_the_addresses_the_key_object_binds_the_key_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.json");
+        for (ips, shown) in [
+            (
+                r#"["203.0.113.7","198.51.100.0/24"]"#,
+                Some("203.0.113.7, 198.51.100.0/24"),
+            ),
+            (
+                r#""203.0.113.7, 198.51.100.9""#,
+                Some("203.0.113.7, 198.51.100.9"),
+            ),
+            ("null", None),
+            ("[]", None),
+        ] {
+            std::fs::write(
+                &p,
+                format!(
+                    r#"{{"apiKey":"k","secretKey":"SUPERSECRET","ips":{ips},"expiredAt":null}}"#
+                ),
+            )
+            .unwrap();
+            let hint = Credentials::from_key_file(&p).unwrap().forbidden_hint();
+            match shown {
+                Some(list) => assert!(
+                    hint.contains(&format!("bound to the IP address(es) {list}")),
+                    "{hint}"
+                ),
+                None => assert!(
+                    hint.contains("may be bound to other IP addresses"),
+                    "{hint}"
+                ),
+            }
+            assert!(!hint.contains("SUPERSECRET"));
+        }
+    }
+
+    #[test]
+    fn a_key_file_others_may_read_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.json");
+        std::fs::write(&p, r#"{"apiKey":"k","secretKey":"SUPERSECRET"}"#).unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o620, false),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = Credentials::check_key_file_mode(&p);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains(&format!("chmod 600 {}", p.display())), "{e}");
+                assert!(!e.contains("SUPERSECRET"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_warns_from_7_days_before_it_expires() {
+        let c = Credentials {
+            api_key: "k".into(),
+            secret: Secret::new("SUPERSECRET"),
+            expires_at: Some("2026-12-07T12:30:00Z".into()),
+            ips: None,
+        };
+        let exp = 1_796_646_600_000; // 2026-12-07T12:30:00Z
+        let w = c.expiry_warning(exp - 2 * 3_600_000).unwrap();
+        assert!(
+            w.contains("expires at 2026-12-07 12:30:00 UTC (in 0 day(s) 2 hour(s))"),
+            "{w}"
+        );
+        assert!(c.expiry_warning(exp - EXPIRY_WARNING_MS).is_some());
+        assert!(c.expiry_warning(exp - EXPIRY_WARNING_MS - 1).is_none());
+    }
+
+    #[test]
     fn expired_key_is_refused_and_secret_not_shown() {
         let c = Credentials {
             api_key: "k".into(),
             secret: Secret::new("SUPERSECRET"),
             expires_at: Some("2023-11-14T09:22:07.235Z".into()),
+            ips: None,
         };
         let e = c.check_expiry(now_ms()).unwrap_err();
         assert!(e.contains("expired"), "{e}");

@@ -82,6 +82,9 @@ impl Exchange {
             credentials(conn)?
         };
         creds.check_expiry(now_ms()).map_err(Failure::usage)?;
+        if let Some(w) = creds.expiry_warning(now_ms()) {
+            eprintln!("{w}");
+        }
         let rt = runtime()?;
         let sandbox = if conn.sandbox {
             let mut cfg = SandboxConfig::new(creds.api_key.clone(), creds.secret.clone());
@@ -208,11 +211,13 @@ fn sandbox_credentials(journal_path: &Path) -> Result<Credentials, Failure> {
         api_key,
         secret,
         expires_at: None,
+        ips: None,
     })
 }
 
 fn credentials(conn: &Connection) -> Result<Credentials, Failure> {
     if let Some(f) = &conn.key_file {
+        Credentials::check_key_file_mode(f).map_err(Failure::usage)?;
         return Credentials::from_key_file(f).map_err(Failure::usage);
     }
     match (
@@ -223,6 +228,7 @@ fn credentials(conn: &Connection) -> Result<Credentials, Failure> {
             api_key: k,
             secret: Secret::new(s),
             expires_at: None,
+            ips: None,
         }),
         _ => Err(Failure::usage(
             "no API key: set HAQQEX_PUBLIC_KEY and HAQQEX_PRIVATE_KEY, or pass --key-file with the key object Haqqex showed you; or try --sandbox",

@@ -4,6 +4,8 @@
 //! Module map (one concern each):
 //! - [`model`]: sides, order types, pairs, the text-keeping decimal.
 //! - [`batch`]: the YAML batch format, parsed with positions and validated.
+//! - [`limits`]: pre-trade limits: read, merged (stricter wins), checked.
+//! - [`reference`]: reference prices from the exchange's ticker, for limits.
 //! - [`venue`]: every assumption about the exchange, overridable.
 //! - [`sign`]: HMAC request signing and the secret type.
 //! - [`client`]: the signed, rate-limited REST client.
@@ -25,9 +27,11 @@ pub mod cmd;
 pub mod connect;
 pub mod executor;
 pub mod journal;
+pub mod limits;
 pub mod model;
 pub mod order;
 pub mod reconcile;
+pub mod reference;
 pub mod sandbox;
 pub mod sign;
 pub mod sql_functions;

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{load_batch, queries_word, Failure};
+use super::{load_batch, load_limits, pre_trade, queries_word, Failure};
+use crate::connect::{Connection, Exchange};
 use crate::executor::exit;
 use crate::journal::{BatchRefusal, Journal, OrderRow};
 use crate::order::OrderState;
@@ -13,12 +14,38 @@ use crate::order::OrderState;
 pub struct Args {
     /// The batch file.
     pub file: PathBuf,
+    /// A limits file shared by many batches; with the batch's own
+    /// `limits:`, the stricter rule wins.
+    #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+    /// How to reach the exchange, used only for the reference prices that
+    /// limits need.
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 /// List each order as to place, already placed, to resolve, or CONFLICT.
 pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let file = &args.file;
     let b = load_batch(file)?;
+    let lim = load_limits(&b, args.limits.as_deref())?;
+    pre_trade(journal_path, &b, lim.as_ref(), |pairs| {
+        let mut ex = Exchange::open(journal_path, &args.conn).map_err(|f| {
+            Failure::usage(format!(
+                "the limits need the reference price of {} from the exchange, but: {}",
+                pairs
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.message
+            ))
+        })?;
+        let client = ex.client(&args.conn)?;
+        let got = ex.rt.block_on(crate::reference::fetch(&client, pairs));
+        ex.shutdown();
+        Ok(got)
+    })?;
     let (rows, conflicts) = if journal_path.exists() {
         let j = Journal::open(journal_path)?;
         let conflicts: HashMap<String, String> = match j.check(&b, None)? {
