@@ -557,7 +557,7 @@ pub fn check(
                         pos,
                         at(field),
                         format!(
-                            "no reference price for {pair} ({why}), so {what} cannot be checked and the batch is refused (fail closed); make sure the exchange's ticker answers (the venue profile's `paths.ticker`) and run again"
+                            "no reference price for {pair}: {why}; so {what} cannot be checked, and the batch is refused (fail closed)"
                         ),
                     );
                     None

@@ -61,11 +61,11 @@ pub async fn fetch(
                 tokio::time::sleep(Duration::from_millis(200 << try_no)).await;
             }
         }
-        let price = got.unwrap_or_else(|| {
-            Err(format!(
-                "GET {path}: no usable answer after {TRIES} tries: {last}"
-            ))
-        });
+        let price = got
+            .unwrap_or_else(|| Err(format!("GET {path}: no usable answer after {TRIES} tries: {last}")))
+            .map_err(|m| {
+                format!("{m}; check that the exchange serves its ticker there (the venue profile's `paths.ticker`), then run again")
+            });
         prices.insert(pair, price);
     }
     (prices, log)

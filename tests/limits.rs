@@ -239,7 +239,7 @@ fn without_a_reference_price_a_price_band_fails_closed() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(format!(
-            "{}:8:12: orders[0] (a).price: no reference price for BTC-USDC (GET /trading/api/v1/no-ticker?pair=BTC-USDC answered HTTP 404",
+            "{}:8:12: orders[0] (a).price: no reference price for BTC-USDC: GET /trading/api/v1/no-ticker?pair=BTC-USDC answered HTTP 404",
             f.display()
         )))
         .stderr(predicate::str::contains("fail closed"))

@@ -85,15 +85,16 @@ pub(crate) fn load_limits(b: &Batch, file: Option<&Path>) -> Result<Option<Limit
 /// or sent: the batch's orders that this command may send (every order the
 /// journal does not hold as placed or rejected) against `limits`, with the
 /// reference prices `fetch` gets for the pairs that need one. Returns the
-/// ticker requests made, for the journal's `http_log`.
+/// ticker requests made, for the journal's `http_log`, and a line saying
+/// what was checked (none without limits).
 pub(crate) fn pre_trade(
     journal_path: &Path,
     b: &Batch,
     limits: Option<&Limits>,
     fetch: impl FnOnce(BTreeSet<Pair>) -> Result<(ReferencePrices, Vec<HttpRecord>), Failure>,
-) -> Result<Vec<HttpRecord>, Failure> {
+) -> Result<(Vec<HttpRecord>, Option<String>), Failure> {
     let Some(limits) = limits else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let settled: HashSet<String> = if journal_path.exists() {
         Journal::open(journal_path)?
@@ -114,5 +115,14 @@ pub(crate) fn pre_trade(
     };
     limits::check(b, limits, is_new, Prices::Reference(&prices))
         .map_err(|e| Failure::usage(e.to_string()))?;
-    Ok(log)
+    let n = b.orders.iter().filter(|o| is_new(o)).count();
+    let mut line = format!("limits: {n} order(s) to send, all within the limits");
+    if !prices.is_empty() {
+        let refs: Vec<String> = prices
+            .iter()
+            .filter_map(|(p, r)| r.as_ref().ok().map(|r| format!("{p} {r}")))
+            .collect();
+        line.push_str(&format!(" (reference prices: {})", refs.join(", ")));
+    }
+    Ok((log, Some(line)))
 }

@@ -29,18 +29,17 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let file = &args.file;
     let b = load_batch(file)?;
     let lim = load_limits(&b, args.limits.as_deref())?;
-    pre_trade(journal_path, &b, lim.as_ref(), |pairs| {
-        let mut ex = Exchange::open(journal_path, &args.conn).map_err(|f| {
-            Failure::usage(format!(
-                "the limits need the reference price of {} from the exchange, but: {}",
-                pairs
-                    .iter()
-                    .map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                f.message
-            ))
-        })?;
+    let (_, checked) = pre_trade(journal_path, &b, lim.as_ref(), |pairs| {
+        // Without the exchange, each price is missing for that reason:
+        // the orders that need one are refused along with every other breach.
+        let mut ex = match Exchange::open(journal_path, &args.conn) {
+            Ok(ex) => ex,
+            Err(f) => {
+                let why = format!("plan cannot reach the exchange: {}", f.message);
+                let prices = pairs.into_iter().map(|p| (p, Err(why.clone()))).collect();
+                return Ok((prices, Vec::new()));
+            }
+        };
         let client = ex.client(&args.conn)?;
         let got = ex.rt.block_on(crate::reference::fetch(&client, pairs));
         ex.shutdown();
@@ -62,6 +61,9 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
     let (mut place, mut done, mut other) = (0, 0, 0);
     println!("batch `{}` ({}):", b.id, file.display());
+    if let Some(line) = checked {
+        println!("  {line}");
+    }
     for spec in &b.orders {
         let (what, extra) = match (conflicts.get(&spec.id), by_id.get(spec.id.as_str())) {
             (Some(journal_body), _) => ("CONFLICT", format!(" (journal has {journal_body})")),

@@ -73,7 +73,7 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
     let client = ex.client(&args.conn)?;
-    let ticker_log = pre_trade(journal_path, &b, limits.as_ref(), |pairs| {
+    let (ticker_log, _) = pre_trade(journal_path, &b, limits.as_ref(), |pairs| {
         Ok(ex.rt.block_on(crate::reference::fetch(&client, pairs)))
     })?;
 
