@@ -472,6 +472,28 @@ fn shown(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+// Exact arithmetic: rust_decimal rounds a result whose digits do not fit
+// (rather than failing), so each operation checks that nothing was lost;
+// `None` means "not exactly computable", which the checks treat as a breach.
+
+/// `a x b`, exactly.
+fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let v = a.checked_mul(b)?;
+    (v.scale() == a.scale() + b.scale()).then_some(v)
+}
+
+/// `a + b`, exactly.
+fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let v = a.checked_add(b)?;
+    (v.scale() == a.scale().max(b.scale())).then_some(v)
+}
+
+/// `pct` percent of `x` (`x x pct / 100`), exactly.
+fn percent_of(x: Decimal, pct: Decimal) -> Option<Decimal> {
+    let v = mul(x, pct)?;
+    (v.scale() + 2 <= 28).then(|| Decimal::from_i128_with_scale(v.mantissa(), v.scale() + 2))
+}
+
 /// Check the batch's orders for which `is_new` holds (the orders this
 /// command may send) against `limits`. Every breach is reported, each at
 /// the order's offending field, with the rule and where it was set.
@@ -570,28 +592,38 @@ pub fn check(
             (OrderType::Limit, Some(p)) => Some((p.value(), format!("price {p}"))),
             (OrderType::Market, _) if limits.notional_limited() => {
                 let what = "the notional of this market order (it counts at the reference price)";
-                reference(what, "quantity", o.marks.quantity, &mut err).and_then(|r| {
-                    match it.side {
-                        Side::Buy => {
-                            let unit = r
-                                .checked_mul(Decimal::ONE_HUNDRED + slip)
-                                .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED));
-                            unit.map(|u| (u, format!("reference price {} + {slip_text}", shown(r))))
+                match (
+                    reference(what, "quantity", o.marks.quantity, &mut err),
+                    it.side,
+                ) {
+                    (None, _) => None,
+                    (Some(r), Side::Sell) => Some((r, format!("reference price {}", shown(r)))),
+                    (Some(r), Side::Buy) => match percent_of(r, Decimal::ONE_HUNDRED + slip) {
+                        Some(u) => Some((u, format!("reference price {} + {slip_text}", shown(r)))),
+                        None => {
+                            err(
+                                o.marks.quantity,
+                                at("quantity"),
+                                format!(
+                                    "the reference price {} of {pair} + {slip_text} cannot be computed exactly, so the notional of this market order cannot be checked, and the batch is refused (fail closed)",
+                                    shown(r)
+                                ),
+                            );
+                            None
                         }
-                        Side::Sell => Some((r, format!("reference price {}", shown(r)))),
-                    }
-                })
+                    },
+                }
             }
             _ => None,
         };
 
         if let Some((unit, how)) = unit {
-            match it.quantity.value().checked_mul(unit) {
+            match mul(it.quantity.value(), unit) {
                 None => err(
                     o.marks.quantity,
                     at("quantity"),
                     format!(
-                        "quantity {} x {how} is too large to compute exactly; check the quantity and price",
+                        "quantity {} x {how} cannot be computed exactly (too large, or too many decimals); check the quantity and price",
                         it.quantity
                     ),
                 ),
@@ -610,7 +642,7 @@ pub fn check(
                     }
                     if let Some(rule) = &limits.max_batch_notional {
                         let sum = sums.entry(quote.clone()).or_default();
-                        match sum.checked_add(notional) {
+                        match add(*sum, notional) {
                             Some(s) => {
                                 *sum = s;
                                 if s > rule.value.value() && !tipped.contains_key(&quote) {
@@ -634,21 +666,26 @@ pub fn check(
             if let Some(r) = reference(&what, "price", o.marks.price, &mut err) {
                 let band = rule.value.value;
                 let off = (p.value() - r).abs();
-                let outside = match (off.checked_mul(Decimal::ONE_HUNDRED), r.checked_mul(band)) {
+                let outside = match (mul(off, Decimal::ONE_HUNDRED), mul(r, band)) {
                     (Some(a), Some(b)) => a > b,
                     _ => true,
                 };
                 if outside {
-                    let pct = (off * Decimal::ONE_HUNDRED / r).round_dp(2);
+                    // For the message only: the distance rounded to
+                    // 0.01%, the band's ends exact (checked, as all else).
+                    let hundred = Decimal::ONE_HUNDRED;
+                    let of_ref = |x: Decimal| percent_of(r, x).map_or_else(|| "?".into(), shown);
+                    let pct = off
+                        .checked_mul(hundred)
+                        .and_then(|v| v.checked_div(r))
+                        .map_or_else(|| "?".into(), |v| shown(v.round_dp(2)));
                     let dir = if p.value() > r { "above" } else { "below" };
-                    let lo = r * (Decimal::ONE_HUNDRED - band) / Decimal::ONE_HUNDRED;
-                    let hi = r * (Decimal::ONE_HUNDRED + band) / Decimal::ONE_HUNDRED;
                     err(
                         o.marks.price,
                         at("price"),
                         format!(
-                            "price {p} is {}% {dir} the reference price {} of {pair}; price_band {} (set at {}) allows {} to {}; check the price, or widen the band",
-                            shown(pct), shown(r), rule.value, rule.source, shown(lo), shown(hi)
+                            "price {p} is {pct}% {dir} the reference price {} of {pair}; price_band {} (set at {}) allows {} to {}; check the price, or widen the band",
+                            shown(r), rule.value, rule.source, of_ref(hundred - band), of_ref(hundred + band)
                         ),
                     );
                 }
@@ -725,6 +762,19 @@ mod tests {
         );
         assert_eq!(m.price_band.unwrap().value.text, "5%");
         assert_eq!(m.market_slippage.unwrap().value.text, "2.5%");
+    }
+
+    #[test]
+    fn arithmetic_is_exact_or_refused() {
+        let d = |s: &str| Decimal::from_str_exact(s).unwrap();
+        assert_eq!(mul(d("25"), d("24100.00")), Some(d("602500.00")));
+        assert_eq!(percent_of(d("1600"), d("101")), Some(d("1616.00")));
+        // 30 decimals do not fit: refused, never rounded.
+        assert_eq!(mul(d("0.000000000000001"), d("0.0000000000000001")), None);
+        assert_eq!(mul(d("79228162514264337593543950335"), d("2")), None);
+        assert_eq!(add(d("79228162514264337593543950335"), d("1")), None);
+        assert_eq!(add(d("0.1"), d("0.20")), Some(d("0.30")));
+        assert_eq!(percent_of(d("0.000000000000000000000000001"), d("1")), None);
     }
 
     #[test]
