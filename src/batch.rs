@@ -37,6 +37,7 @@
 //!     balances: {}
 //!   - id: addr
 //!     deposit_address: { currency: USDC, network: ERC20 }
+//! limits: { max_order_notional: "50000", price_band: "5%" }  # optional: see crate::limits
 //! ```
 //!
 //! Fields in errors are written `orders[1] (buy-1).price`: the index counts

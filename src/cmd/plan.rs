@@ -1,4 +1,6 @@
-//! `hqx plan FILE`: what `run` would do; send and write nothing.
+//! `hqx plan FILE`: what `run` would do; place and write nothing. The
+//! pre-trade limits are checked as `run` checks them, reading reference
+//! prices from the exchange's ticker when a limit needs one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
