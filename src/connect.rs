@@ -11,9 +11,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::client::{now_ms, Client, ClientConfig, Credentials};
+use crate::client::{now_ms, Client, ClientConfig};
 use crate::cmd::Failure;
 use crate::executor::exit;
+use crate::key::Credentials;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::sign::Secret;
 use crate::venue::{Venue, PRODUCTION_BASE_URL};

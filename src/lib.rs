@@ -8,6 +8,7 @@
 //! - [`reference`]: reference prices from the exchange's ticker, for limits.
 //! - [`venue`]: every assumption about the exchange, overridable.
 //! - [`sign`]: HMAC request signing and the secret type.
+//! - [`key`]: the API key object, and the rules kept about it (file mode, expiry, ips).
 //! - [`client`]: the signed, rate-limited REST client.
 //! - [`order`]: the order state machine: the only place states change.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
@@ -27,6 +28,7 @@ pub mod cmd;
 pub mod connect;
 pub mod executor;
 pub mod journal;
+pub mod key;
 pub mod limits;
 pub mod model;
 pub mod order;
