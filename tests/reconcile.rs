@@ -357,6 +357,52 @@ fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() 
 }
 
 #[test]
+fn a_reconcile_with_nothing_new_costs_one_trade_request() {
+    // Pages of 2 trades, so the overlap that every read goes back over
+    // spans several pages.
+    let env = Env::with(|c| c.venue.trades_page_limit = 2);
+    let venue = env.write("venue.yaml", "trades_page_limit: 2\n");
+    let f = env.write("b.yaml", &batch_of("many", 5));
+    env.run(&f)
+        .args(["--venue", venue.to_str().unwrap()])
+        .assert()
+        .code(0);
+    let reco = |env: &Env| reconcile(env, &["--venue", venue.to_str().unwrap()]);
+    let trade_requests = |env: &Env| -> i64 {
+        env.one(
+            "SELECT count(*) FROM http_log WHERE path LIKE '%/trades/my%'
+             AND run_id = (SELECT max(id) FROM runs WHERE command = 'reconcile')",
+        )
+    };
+    assert_eq!(reco(&env).code, 0);
+    let quiet = reco(&env);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.summary()["synced_trades"], 0);
+    assert_eq!(trade_requests(&env), 1);
+    assert_eq!(quiet.summary()["trade_requests"], 1);
+    // Three new trades: the two pages that hold them and one more to see
+    // that the rest is known; each journaled once.
+    let rest = place_outside(
+        &env,
+        r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.3","price":"20000"}"#,
+    );
+    for _ in 0..3 {
+        env.sandbox()
+            .control(Control::Fill {
+                order_id: rest.clone(),
+                quantity: Some("0.1".into()),
+            })
+            .unwrap();
+    }
+    let moved = reco(&env);
+    assert_eq!(moved.summary()["synced_trades"], 3, "{}", moved.stderr);
+    assert_eq!(trade_requests(&env), 3);
+    let (exchange, journal) = trade_sets(&env);
+    assert_eq!(exchange, journal);
+    assert_eq!(exchange.len(), 5 + 3);
+}
+
+#[test]
 fn faults_never_pass_for_in_sync_and_never_journal_a_trade_twice() {
     let env = Env::new();
     let f = env.write("b.yaml", QUICK);
