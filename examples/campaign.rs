@@ -228,7 +228,7 @@ fn main() {
         .filter(|(_, x, _)| x.as_deref().is_none_or(|x| !ids.contains(x)))
         .count();
     println!(
-        "orders {}  kills {}  finished {}  elapsed {:.1}s  exits {:?}",
+        "orders {}  kills {} ({kills_a} placing, {kills_b} placing and cancelling)  finished {}  elapsed {:.1}s  exits {:?}",
         a.orders,
         kills,
         finished,

@@ -78,6 +78,7 @@ pub async fn run(acct: &Account, batch: &Batch) -> Result<CancelReport, JournalE
         batch,
         touch: batches_touched(batch).into_iter().collect(),
         unreadable: Default::default(),
+        auth_failed: Default::default(),
     };
     c.recover().await?;
     let mut failed = Vec::new();
@@ -112,6 +113,8 @@ struct Cancels<'a> {
     /// (cancel, item) whose order status could not be read in this run:
     /// not tried again until the next run.
     unreadable: std::sync::Mutex<HashSet<(String, i64)>>,
+    /// The exchange refused the key (401/403): nothing more is sent.
+    auth_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Cancels<'_> {
@@ -333,7 +336,8 @@ impl Cancels<'_> {
                     .lock()
                     .expect("lock")
                     .contains(&(row.cancel_id.clone(), it.item));
-                if it.state.is_final() || skip || self.acct.stop().is_set() {
+                let auth_failed = self.auth_failed.load(std::sync::atomic::Ordering::SeqCst);
+                if it.state.is_final() || skip || auth_failed || self.acct.stop().is_set() {
                     continue;
                 }
                 let left = self.settle(&row, it).await?;
@@ -573,6 +577,8 @@ impl Cancels<'_> {
             401 | 403 => {
                 let m = format!("the exchange refused the key: {}", reply.message());
                 self.acct.note(m.clone());
+                self.auth_failed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.change(row, it, sending, CancelEvent::Refused, None, Some(Some(m)))
                     .await
             }

@@ -357,3 +357,53 @@ fn a_cancel_naming_an_order_the_journal_lacks_is_refused_before_anything() {
     assert!(err.contains("cancel.yaml:6: cancel `c` names order `o` of batch `nowhere`, which this journal does not hold"), "{err}");
     assert!(env.accepted().is_empty());
 }
+
+#[test]
+fn a_cancel_of_an_unknown_order_waits_for_its_resolution() {
+    let env = Env::new();
+    let place = env.write("place.yaml", PLACE);
+    env.run(&place).assert().code(0);
+    let a = exchange_id(&env, "place-1", "bid-a");
+    // As if bid-a's answer had been lost: the journal does not know it.
+    env.db()
+        .execute(
+            "UPDATE orders SET state = 'unknown', exchange_order_id = NULL WHERE order_id = 'bid-a'",
+            [],
+        )
+        .unwrap();
+    let f = env.write(
+        "cancel.yaml",
+        "version: 1\nbatch: cancel-7\ncancels:\n  - { id: drop-a, order: place-1/bid-a }\n",
+    );
+    let out = env.run(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cancel_states(&env, "cancel-7"),
+        vec![("drop-a".into(), "waiting".into())]
+    );
+    assert_eq!(deletes(&env), 0);
+    assert_eq!(statuses(&env)[&a], "open");
+
+    // Its batch resolves it (found on the exchange); then the cancel goes.
+    env.run(&place)
+        .args(["--absent-grace-ms", "0"])
+        .assert()
+        .code(0);
+    assert_eq!(exchange_id(&env, "place-1", "bid-a"), a);
+    env.run(&f).assert().code(0);
+    assert_eq!(
+        cancel_states(&env, "cancel-7"),
+        vec![("drop-a".into(), "done".into())]
+    );
+    assert_eq!(statuses(&env)[&a], "cancelled");
+    assert_eq!(deletes(&env), 1);
+    let ev: String = env.one(
+        "SELECT group_concat(event, ',') FROM cancel_events WHERE cancel_id = 'drop-a' AND item = 0",
+    );
+    assert_eq!(ev, "expanded,wait,ready,send,acknowledged");
+}
