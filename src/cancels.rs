@@ -751,7 +751,7 @@ impl Cancels<'_> {
 /// One cancel as `hqx plan` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedCancel {
-    /// `to send`, `done`, `failed`, `not needed`, `waits`.
+    /// `to send`, `done`, `failed`, `not needed`, `waits`, `CONFLICT`.
     pub what: &'static str,
     /// The cancel's id.
     pub id: String,
@@ -809,6 +809,10 @@ pub fn plan(
                         None => None,
                     };
                     match o.map(|o| (o.state, o.exchange_order_id)) {
+                        None if *b != batch.id => (
+                            "CONFLICT",
+                            " (this journal holds no such order: run refuses the batch)".to_string(),
+                        ),
                         None | Some((OrderState::Pending, _)) => (
                             "not needed",
                             " (never sent: journaled as cancelled, no request)".to_string(),

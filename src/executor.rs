@@ -6,6 +6,8 @@
 //!    proven absent after a grace period) *before anything new is sent*:
 //!    otherwise a resend could duplicate an order the exchange already has.
 //!    What cannot be proven either way stops the run (exit 3).
+//!    Then the batch's cancels run ([`crate::cancels`]), before any
+//!    placement: a cancel of a still-unknown order waits.
 //! 3. Pending orders are placed, each journaled `sending` (durably) inside
 //!    its rate-limit slot, just before its request leaves.
 //! 4. Orders whose outcome was lost during this run are resolved the same

@@ -113,6 +113,7 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 .unwrap_or_default()
         );
     }
+    let mut cancel_conflicts = 0;
     let cancels_line = if b.cancels.is_empty() {
         String::new()
     } else {
@@ -126,6 +127,7 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for p in &planned {
             *counts.entry(p.what).or_default() += 1;
+            cancel_conflicts += usize::from(p.what == "CONFLICT");
             println!("  {:<12} {:<16} {}{}", p.what, p.id, p.target, p.note);
         }
         for m in &cancel_problems {
@@ -140,15 +142,17 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     };
     println!(
         "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run{cancels_line}",
-        conflicts.len() + cancel_problems.len(),
+        conflicts.len() + cancel_problems.len() + cancel_conflicts,
         b.queries.len(),
         queries_word(b.queries.len())
     );
-    Ok(if conflicts.is_empty() && cancel_problems.is_empty() {
-        exit::OK
-    } else {
-        exit::USAGE
-    })
+    Ok(
+        if conflicts.is_empty() && cancel_problems.is_empty() && cancel_conflicts == 0 {
+            exit::OK
+        } else {
+            exit::USAGE
+        },
+    )
 }
 
 /// For `--online`: the number of orders open now on each pair an
