@@ -342,6 +342,26 @@ cancels:
         "{text}"
     );
     assert!(text.contains("4 cancel(s): 4 done"), "{text}");
+
+    // The same cancel id with another target is refused, like a changed order.
+    let changed = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("order: place-1/bid-a", "order: place-1/bid-b");
+    std::fs::write(&f, changed).unwrap();
+    let n = deletes(&env);
+    let out = env.run(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cancel.yaml:6: cancel `drop-a` was journaled as `order: place-1/bid-a` but the file now says `order: place-1/bid-b`"), "{err}");
+    assert_eq!(deletes(&env), n);
+    let out = env.hqx().arg("plan").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("  CONFLICT ")
+            && l.contains("cancel.yaml:6: cancel `drop-a` was journaled")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -61,7 +61,12 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 .map(|c| (c.order_id, c.journal_body))
                 .collect(),
             Err(BatchRefusal::Cancels(problems)) => {
-                cancel_problems = problems;
+                // Orders the journal lacks show on their cancel's own line
+                // (CONFLICT) below; changed cancels are listed here.
+                cancel_problems = problems
+                    .into_iter()
+                    .filter(|m| !m.contains("which this journal does not hold"))
+                    .collect();
                 HashMap::new()
             }
             _ => HashMap::new(),
