@@ -5,6 +5,12 @@
 -- Datasette) can read them, because they use no function that hqx
 -- registers. Their columns are an API: README.md documents each one.
 --
+-- DuckDB binds a SQLite view's SQL with its own dialect, so these use only
+-- SQL that means the same in both: no SQLite date functions (times stay
+-- milliseconds), no integer `/` (DuckDB's is a float division), CAST to
+-- BIGINT. The one exception, SQLite's clock, is the `journal_clock` view,
+-- which DuckDB hands to SQLite whole.
+--
 -- Decimals stay TEXT. Sums, average costs and realized PnL cannot be
 -- computed exactly in plain SQL (SQLite's sum() is a float), so hqx keeps
 -- them in `position_figures` and `position_fee_figures`, computed with
@@ -67,8 +73,6 @@ SELECT t.account_id,
        t.fee,
        t.fee_currency,
        t.traded_ms,
-       strftime('%Y-%m-%dT%H:%M:%S', t.traded_ms / 1000, 'unixepoch')
-           || '.' || substr('00' || (t.traded_ms % 1000), -3) || 'Z'         AS traded_at,
        t.exchange_order_id,
        o.batch_id,
        o.order_id,
@@ -93,41 +97,50 @@ FROM position_figures;
 CREATE VIEW position_fees AS
 SELECT account_id, pair, fee_currency, fills, fees FROM position_fee_figures;
 
+-- The time now by SQLite's clock, in ms (to the second).
+CREATE VIEW journal_clock AS
+SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000 AS now_ms;
+
 -- What is resting on the book now, as far as the journal knows: batch
 -- orders in state `open`, and external orders not known to be done.
 CREATE VIEW open_orders AS
-SELECT o.account_id,
-       'batch'                                       AS source,
-       o.batch_id,
-       o.order_id,
-       o.exchange_order_id,
-       o.pair, o.side, o.type, o.quantity, o.price,
-       coalesce(o.filled_quantity, '0')              AS filled_quantity,
-       coalesce(o.first_sent_ms, o.created_ms)       AS placed_ms,
-       (CAST(strftime('%s', 'now') AS INTEGER) * 1000
-           - coalesce(o.first_sent_ms, o.created_ms)) / 1000 AS age_s
-FROM orders AS o
-WHERE o.state = 'open'
-UNION ALL
-SELECT e.account_id,
-       'external',
-       NULL,
-       NULL,
-       e.exchange_order_id,
-       e.pair, e.side, e.type, e.quantity, e.price,
-       coalesce(e.filled_quantity, '0'),
-       e.created_ms,
-       (CAST(strftime('%s', 'now') AS INTEGER) * 1000 - e.created_ms) / 1000
-FROM external_orders AS e
-WHERE coalesce(e.status, 'open') NOT IN
-      ('filled', 'cancelled', 'canceled', 'rejected', 'expired', 'done', 'closed');
+SELECT account_id, source, batch_id, order_id, exchange_order_id, pair, side, type,
+       quantity, price, filled_quantity, placed_ms,
+       CAST((age_ms - age_ms % 1000) / 1000 AS BIGINT) AS age_s
+FROM (
+    SELECT o.account_id,
+           'batch'                                  AS source,
+           o.batch_id,
+           o.order_id,
+           o.exchange_order_id,
+           o.pair, o.side, o.type, o.quantity, o.price,
+           coalesce(o.filled_quantity, '0')         AS filled_quantity,
+           coalesce(o.first_sent_ms, o.created_ms)  AS placed_ms,
+           CAST(c.now_ms AS BIGINT) - coalesce(o.first_sent_ms, o.created_ms) AS age_ms
+    FROM orders AS o, journal_clock AS c
+    WHERE o.state = 'open'
+    UNION ALL
+    SELECT e.account_id,
+           'external',
+           NULL,
+           NULL,
+           e.exchange_order_id,
+           e.pair, e.side, e.type, e.quantity, e.price,
+           coalesce(e.filled_quantity, '0'),
+           e.created_ms,
+           CAST(c.now_ms AS BIGINT) - e.created_ms
+    FROM external_orders AS e, journal_clock AS c
+    WHERE coalesce(e.status, 'open') NOT IN
+          ('filled', 'cancelled', 'canceled', 'rejected', 'expired', 'done', 'closed')
+) AS u;
 
--- Per UTC day, method and endpoint (the path without its query string):
--- requests, errors (no answer seen, or a status of 400 or more) and
--- nearest-rank latency percentiles in microseconds.
+-- Per UTC day (day_ms: its midnight, in ms), method and endpoint (the
+-- path without its query string): requests, errors (no answer seen, or a
+-- status of 400 or more) and nearest-rank latency percentiles in
+-- microseconds.
 CREATE VIEW requests_daily AS
 WITH r AS (
-    SELECT date(at_ms / 1000, 'unixepoch') AS day,
+    SELECT at_ms - at_ms % 86400000 AS day_ms,
            method,
            CASE WHEN instr(path, '?') > 0 THEN substr(path, 1, instr(path, '?') - 1) ELSE path END AS endpoint,
            status,
@@ -135,11 +148,11 @@ WITH r AS (
     FROM http_log
 ), ranked AS (
     SELECT r.*,
-           row_number() OVER (PARTITION BY day, method, endpoint ORDER BY latency_us) AS k,
-           count(*)     OVER (PARTITION BY day, method, endpoint)                     AS n
+           row_number() OVER (PARTITION BY day_ms, method, endpoint ORDER BY latency_us) AS k,
+           count(*)     OVER (PARTITION BY day_ms, method, endpoint)                     AS n
     FROM r
 )
-SELECT day,
+SELECT day_ms,
        method,
        endpoint,
        count(*)                                            AS requests,
@@ -149,7 +162,7 @@ SELECT day,
        min(CASE WHEN k * 100 >= n * 99 THEN latency_us END) AS p99_us,
        max(latency_us)                                     AS max_us
 FROM ranked
-GROUP BY day, method, endpoint;
+GROUP BY day_ms, method, endpoint;
 
 -- Each account's latest balance snapshot, one row per currency.
 CREATE VIEW latest_balances AS
