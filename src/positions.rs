@@ -255,3 +255,62 @@ fn apply_figures(f: &mut Figures, t: &Trade) -> Result<(), String> {
     f.net_quantity = f.bought.sub(&f.sold).map_err(e)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(id: &str, side: &str, price: &str, qty: &str) -> Trade {
+        Trade {
+            trade_id: id.into(),
+            traded_ms: Some(1),
+            side: Some(side.into()),
+            price: Some(price.into()),
+            quantity: Some(qty.into()),
+            fee: Some("0.5".into()),
+            fee_currency: Some("USDC".into()),
+        }
+    }
+
+    #[test]
+    fn a_partial_close_releases_its_share_of_the_cost_rounded_to_12_places() {
+        let mut p = Position::new();
+        p.apply(&t("1", "buy", "10", "1"));
+        p.apply(&t("2", "buy", "11", "2"));
+        p.apply(&t("3", "sell", "12", "1"));
+        let f = p.figures.as_ref().unwrap();
+        // 32 × 1 / 3 = 10.666666666667 released; 12 − that realized.
+        assert_eq!(f.realized_pnl.to_string(), "1.333333333333");
+        assert_eq!(f.open_cost.to_string(), "21.333333333333");
+        // 21.333333333333 / 2 = 10.6666666666665: half to even.
+        assert_eq!(f.average_cost().unwrap().to_string(), "10.666666666666");
+        // Closing the rest releases all that is left: nothing lingers.
+        p.apply(&t("4", "sell", "10", "2"));
+        let f = p.figures.as_ref().unwrap();
+        assert_eq!(f.open_cost.to_string(), "0");
+        assert_eq!(f.average_cost(), None);
+        assert_eq!(f.realized_pnl.to_string(), "0.000000000000");
+        assert_eq!(p.fees["USDC"].0, 4);
+        assert_eq!(p.fees["USDC"].1.to_string(), "2.0");
+    }
+
+    #[test]
+    fn a_trade_hqx_cannot_read_makes_the_position_a_problem_not_a_guess() {
+        let mut p = Position::new();
+        p.apply(&t("1", "buy", "10", "1"));
+        p.apply(&t("2", "short", "10", "1"));
+        p.apply(&t("3", "buy", "10", "1"));
+        assert_eq!(p.trades, 3);
+        assert_eq!(
+            p.figures,
+            Err("trade 2: side Some(\"short\") is neither buy nor sell".into())
+        );
+        assert!(p.fees.is_empty());
+        let mut q = Position::new();
+        q.apply(&t("1", "buy", "1e-40", "1"));
+        assert!(q.figures.unwrap_err().contains("out of range"));
+        let mut z = Position::new();
+        z.apply(&t("1", "sell", "10", "0"));
+        assert!(z.figures.unwrap_err().contains("quantity above zero"));
+    }
+}
