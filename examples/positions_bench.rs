@@ -145,7 +145,11 @@ fn main() {
                 .arg(&path)
                 .arg(query),
         );
-        println!("hqx sql \"{query}\" (run {run}): {s:.2} s, peak {:.1} MiB, {} rows", kib as f64 / 1024.0, lines - 1);
+        println!(
+            "hqx sql \"{query}\" (run {run}): {s:.2} s, peak {:.1} MiB, {} rows",
+            kib as f64 / 1024.0,
+            lines - 1
+        );
     }
     let (s, kib, lines) = timed(
         Command::new("/usr/bin/time")
@@ -153,11 +157,19 @@ fn main() {
             .arg(&path)
             .arg(query),
     );
-    println!("sqlite3 shell, same query: {s:.2} s, peak {:.1} MiB, {} rows", kib as f64 / 1024.0, lines - 1);
+    println!(
+        "sqlite3 shell, same query: {s:.2} s, peak {:.1} MiB, {} rows",
+        kib as f64 / 1024.0,
+        lines - 1
+    );
     let (s, kib, _) = timed(
         Command::new("/usr/bin/time")
             .args(["-f", "%e %M", &hqx, "journal", "rebuild", "--journal"])
             .arg(&path),
     );
-    println!("hqx journal rebuild ({} trades): {s:.1} s, peak {:.1} MiB", n + 1, kib as f64 / 1024.0);
+    println!(
+        "hqx journal rebuild ({} trades): {s:.1} s, peak {:.1} MiB",
+        n + 1,
+        kib as f64 / 1024.0
+    );
 }
