@@ -31,7 +31,7 @@ impl Lcg {
 
 fn trade(i: u64, pairs: u64, rng: &mut Lcg, ms: i64) -> TradeRow {
     let pair = format!("P{}-USDC", i % pairs);
-    let buy = rng.next() % 2 == 0;
+    let buy = rng.next().is_multiple_of(2);
     let price = format!("{}.{:02}", 20_000 + rng.next() % 2_000, rng.next() % 100);
     let qty = format!("0.{:04}", 1 + rng.next() % 9_999);
     TradeRow {
