@@ -109,9 +109,24 @@ fn a_schema_3_journal_is_upgraded_and_its_positions_filled() {
     assert_eq!(env.one::<i64>("PRAGMA user_version"), 3);
     assert!(count("trades") > 0);
 
+    // hqx sql only reads: on the old schema it says how to upgrade.
+    env.hqx()
+        .args(["sql", "SELECT * FROM positions"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(format!(
+            "this journal has schema 3 and this hqx writes {}",
+            hqx::journal::Journal::schema_version()
+        )))
+        .stderr(predicates::str::contains("`hqx journal check` upgrades it"));
+    assert_eq!(env.one::<i64>("PRAGMA user_version"), 3);
+
     env.hqx().args(["journal", "check"]).assert().code(0);
 
-    assert_eq!(env.one::<i64>("PRAGMA user_version"), 4);
+    assert_eq!(
+        env.one::<i64>("PRAGMA user_version"),
+        hqx::journal::Journal::schema_version()
+    );
     for (t, rows) in tables.iter().zip(before) {
         assert_eq!(dump(t), rows, "{t}: every row, every value, kept");
     }
