@@ -239,6 +239,10 @@ impl Account {
                     last = r.message();
                 }
                 Ok(r) if r.status >= 500 => last = r.message(),
+                Ok(r) if r.status == 403 => {
+                    let hint = self.client.credentials().forbidden_hint();
+                    return Err(format!("GET {path}: {}{hint}", r.message()));
+                }
                 Ok(r) => return Err(format!("GET {path}: {}", r.message())),
                 Err(e) => last = e.to_string(),
             }
