@@ -15,6 +15,7 @@
 //! - [`cancels`]: a run's cancels: resolved, sent once, checked after a lost answer.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
+//! - [`positions`]: positions and realized PnL by average cost, exact (the `positions` view's figures).
 //! - [`executor`]: runs a validated batch against a client and a journal.
 //! - [`reconcile`]: keeps the journal true to the exchange account; finds drift.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
@@ -36,6 +37,7 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod order;
+pub mod positions;
 pub mod reconcile;
 pub mod reference;
 pub mod sandbox;
