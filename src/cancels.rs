@@ -82,9 +82,15 @@ pub async fn run(acct: &Account, batch: &Batch) -> Result<CancelReport, JournalE
     };
     c.recover().await?;
     let mut failed = Vec::new();
+    let pending: HashSet<String> = c
+        .rows()
+        .await?
+        .into_iter()
+        .filter(|r| r.state == "pending")
+        .map(|r| r.cancel_id)
+        .collect();
     for spec in &batch.cancels {
-        let row = c.row(&spec.id).await?;
-        if row.as_ref().is_some_and(|r| r.state == "pending") {
+        if pending.contains(&spec.id) {
             if let Err(why) = c.expand(&spec.id, &spec.target).await? {
                 acct.note(format!("cancel `{}`: {why}", spec.id));
                 failed.push(spec.id.clone());
@@ -126,14 +132,6 @@ impl Cancels<'_> {
             .into_iter()
             .filter(|r| wanted.contains(&r.cancel_id))
             .collect())
-    }
-
-    async fn row(&self, cancel_id: &str) -> Result<Option<CancelRow>, JournalError> {
-        Ok(self
-            .rows()
-            .await?
-            .into_iter()
-            .find(|r| r.cancel_id == cancel_id))
     }
 
     async fn order(&self, key: &(String, String)) -> Result<Option<OrderRow>, JournalError> {
