@@ -256,9 +256,14 @@ impl Journal {
             .map_err(err)?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(err)?;
+        let at: std::collections::HashMap<String, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.cancel_id.clone(), i))
+            .collect();
         for (cid, item) in all {
-            if let Some(row) = rows.iter_mut().find(|c| c.cancel_id == cid) {
-                row.items.push(item);
+            if let Some(&i) = at.get(&cid) {
+                rows[i].items.push(item);
             }
         }
         Ok(rows)
