@@ -184,7 +184,13 @@ pub fn lock_batch(journal_path: &Path, batch_id: &str) -> Result<std::fs::File, 
 /// Credentials for the in-process sandbox: made once, kept beside the
 /// journal in the exchange's own key-object format.
 fn sandbox_credentials(journal_path: &Path) -> Result<Credentials, Failure> {
-    let path = sidecar(journal_path, ".sandbox-key.json");
+    sandbox_key_file(&sidecar(journal_path, ".sandbox-key.json"))
+}
+
+/// A sandbox's key pair, kept in `path` as the exchange's key object
+/// (owner-only): read if it is there, made and written if not.
+pub fn sandbox_key_file(path: &Path) -> Result<Credentials, Failure> {
+    let path = path.to_path_buf();
     if path.exists() {
         return Credentials::from_key_file(&path).map_err(Failure::usage);
     }
