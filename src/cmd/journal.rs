@@ -13,6 +13,8 @@ use clap::Subcommand;
 use super::Failure;
 use crate::executor::exit;
 use crate::journal::Journal;
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// Options of `hqx journal`.
 #[derive(Debug, clap::Args)]
@@ -50,12 +52,12 @@ pub fn require(journal_path: &Path, must_exist: bool) -> Result<(), Failure> {
 }
 
 /// Run the action; returns the exit code.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
     match &args.action {
         Action::Init => {
             let existed = journal_path.exists();
             Journal::open(journal_path)?;
-            println!(
+            sh.say(&format!(
                 "{} {} (schema {})",
                 if existed {
                     "journal exists:"
@@ -64,6 +66,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 },
                 journal_path.display(),
                 Journal::schema_version()
+            ));
+            sh.record(
+                record("init", journal_path)
+                    .field("created", !existed)
+                    .field("schema", Journal::schema_version()),
             );
             Ok(exit::OK)
         }
@@ -82,7 +89,8 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             }
             let j = Journal::open(journal_path)?;
             j.backup_to(path)?;
-            println!("{} -> {}", journal_path.display(), path.display());
+            sh.say(&format!("{} -> {}", journal_path.display(), path.display()));
+            sh.record(record("backup", journal_path).field("backup", path.display().to_string()));
             Ok(exit::OK)
         }
         Action::Check => {
@@ -95,7 +103,7 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             let found = Journal::file_schema_version(journal_path)?;
             let j = Journal::open(journal_path)?;
             let problems = j.integrity_check()?;
-            println!(
+            sh.say(&format!(
                 "{}: schema {found}{}, this hqx writes {}",
                 journal_path.display(),
                 if found < Journal::schema_version() {
@@ -104,13 +112,18 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                     ""
                 },
                 Journal::schema_version()
+            ));
+            sh.record(
+                record("check", journal_path)
+                    .field("schema", found)
+                    .field("integrity", &problems),
             );
             if problems.is_empty() {
-                println!("integrity: ok");
+                sh.say("integrity: ok");
                 Ok(exit::OK)
             } else {
                 for p in &problems {
-                    println!("integrity: {p}");
+                    sh.say(&format!("integrity: {p}"));
                 }
                 Err(Failure::failed(format!(
                     "{} integrity problem(s): restore the journal from a backup (hqx journal backup) and keep this file for inspection",
@@ -119,4 +132,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             }
         }
     }
+}
+
+/// A `journal` record: what was done to which journal.
+fn record(action: &str, path: &Path) -> Record {
+    Record::new("journal")
+        .field("action", action)
+        .field("path", path.display().to_string())
 }

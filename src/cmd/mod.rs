@@ -5,7 +5,9 @@
 //! that says what to do next. `main` maps them to the process exit code.
 
 pub mod ack;
+pub mod completions;
 pub mod journal;
+pub mod man;
 pub mod plan;
 pub mod reconcile;
 pub mod resolve;
@@ -18,6 +20,7 @@ use std::path::Path;
 
 use crate::batch::{self, Batch};
 use crate::executor::exit;
+use crate::output::Diagnostic;
 
 /// An error for the user: exit code and message.
 #[derive(Debug)]
@@ -26,6 +29,9 @@ pub struct Failure {
     pub code: i32,
     /// What went wrong and what to do.
     pub message: String,
+    /// Where in a file, when it is about a file (batch errors, limits):
+    /// shown as snippets, `error` records and CI annotations.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Failure {
@@ -34,6 +40,7 @@ impl Failure {
         Failure {
             code: exit::USAGE,
             message: message.into(),
+            diagnostics: Vec::new(),
         }
     }
 
@@ -42,7 +49,23 @@ impl Failure {
         Failure {
             code: exit::FAILED,
             message: message.into(),
+            diagnostics: Vec::new(),
         }
+    }
+
+    /// A failure with this exit code.
+    pub fn with_code(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The same failure, pointing at places in files.
+    pub fn with_diagnostics(mut self, d: Vec<Diagnostic>) -> Failure {
+        self.diagnostics = d;
+        self
     }
 }
 
@@ -54,7 +77,9 @@ impl From<crate::journal::JournalError> for Failure {
 
 /// Read and validate a batch file; any error is a usage error (exit 2).
 pub(crate) fn load_batch(file: &Path) -> Result<Batch, Failure> {
-    batch::load(file).map_err(|e| Failure::usage(e.to_string()))
+    batch::load(file).map_err(|e| {
+        Failure::usage(e.to_string()).with_diagnostics(e.0.iter().map(Diagnostic::from).collect())
+    })
 }
 
 /// "query" or "queries".
