@@ -17,7 +17,7 @@ use crate::executor::{exit, Executor, RunOptions, RunReport};
 use crate::journal::{BatchRefusal, Journal, JournalWriter};
 use crate::order::OrderState;
 use crate::output::json::{self, OrderRecord, Record};
-use crate::output::{github, paint, state_style, style, Progress, Shell};
+use crate::output::{github, paint, state_style, style, Diagnostic, Progress, Shell};
 
 /// Options of `hqx run`.
 #[derive(Debug, clap::Args)]
@@ -63,6 +63,32 @@ pub(crate) fn refusal_message(b: &Batch, binding: &str, api_key: &str, r: &Batch
     }
 }
 
+/// The refusal as a failure; a conflict points at each changed order's line.
+fn refusal(b: &Batch, binding: &str, api_key: &str, r: &BatchRefusal) -> Failure {
+    let f = Failure::usage(refusal_message(b, binding, api_key, r));
+    let BatchRefusal::Conflicts(conflicts) = r else {
+        return f;
+    };
+    let diags = conflicts
+        .iter()
+        .filter_map(|c| {
+            let (i, spec) = b.orders.iter().enumerate().find(|(_, o)| o.id == c.order_id)?;
+            Some(Diagnostic {
+                path: b.path.clone(),
+                line: spec.line,
+                column: 1,
+                field: format!("orders[{i}] ({})", spec.id),
+                message: format!(
+                    "changed under an id already journaled: the journal has {}, the file now says {}; restore the original text, or give the changed order a new id",
+                    c.journal_body, c.file_body
+                ),
+            })
+        })
+        .collect();
+    let last = f.message.lines().last().unwrap_or_default().to_string();
+    Failure::usage(last).with_diagnostics(diags)
+}
+
 /// Run the batch; returns the exit code.
 pub fn run(
     journal_path: &Path,
@@ -89,13 +115,13 @@ pub fn run(
     let mut journal = Journal::open(journal_path)?;
     let reg = journal
         .check(&b, Some((&binding, &api_key)))?
-        .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
+        .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
     if ask && journal_existed && reg.added > 0 {
         confirm(&b, reg.added, &ex.base_url, &api_key)?;
     }
     journal
         .register(&b, &binding, &api_key, now_ms())?
-        .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
+        .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
     let run_id = journal.begin_run(&b.id, "run", now_ms())?;
     // What the journal held before this run: "already placed" is told
     // from "placed now" by it.

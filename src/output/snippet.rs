@@ -79,7 +79,9 @@ fn one(renderer: &Renderer, d: &Diagnostic, source: Option<&str>) -> String {
 }
 
 /// The byte range of the token at 1-based character `column` of `line`:
-/// a quoted string with its quotes, or up to a space, `,`, `}` or `]`.
+/// a quoted string with its quotes; inside a flow collection (`{ .. }`)
+/// up to a space, `,`, `}` or `]`; else the rest of the line before a
+/// ` #` comment (so `24,321.00` is underlined whole).
 fn span_at(line: &str, column: usize) -> std::ops::Range<usize> {
     let start = line
         .char_indices()
@@ -88,8 +90,10 @@ fn span_at(line: &str, column: usize) -> std::ops::Range<usize> {
     let rest = &line[start..];
     let len = if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
         rest[1..].find(q).map_or(rest.len(), |i| i + 2)
-    } else {
+    } else if line[..start].contains(['{', '[']) {
         rest.find([' ', ',', '}', ']', '#']).unwrap_or(rest.len())
+    } else {
+        rest.find(" #").unwrap_or(rest.len()).min(rest.trim_end().len())
     };
     start..start + len.max(usize::from(!rest.is_empty()))
 }
@@ -104,6 +108,7 @@ mod tests {
         assert_eq!(span_at("    price: 1e5", 12), 11..14);
         assert_eq!(span_at("  - { id: a, side: x }", 20), 19..20);
         assert_eq!(span_at("x", 5), 1..1);
+        assert_eq!(span_at("    price: 24,321.00  # typo", 12), 11..20);
     }
 
     #[test]
