@@ -365,11 +365,7 @@ impl Shell {
                 .field("message", message);
             self.summary(s, f.code);
         }
-        // People read errors on stderr in every mode (unless JSON and quiet).
-        if self.is_json() && self.quiet {
-            self.end_group();
-            return f.code;
-        }
+        // People read errors on stderr in every mode.
         let text = if f.diagnostics.is_empty() {
             format!("{}: {}", paint(style::ERROR, "error"), f.message)
         } else {
