@@ -93,7 +93,9 @@ fn span_at(line: &str, column: usize) -> std::ops::Range<usize> {
     } else if line[..start].contains(['{', '[']) {
         rest.find([' ', ',', '}', ']', '#']).unwrap_or(rest.len())
     } else {
-        rest.find(" #").unwrap_or(rest.len()).min(rest.trim_end().len())
+        rest[..rest.find(" #").unwrap_or(rest.len())]
+            .trim_end()
+            .len()
     };
     start..start + len.max(usize::from(!rest.is_empty()))
 }
