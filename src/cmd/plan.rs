@@ -1,10 +1,13 @@
-//! `hqx plan FILE`: what `run` would do; send and write nothing.
+//! `hqx plan FILE`: what `run` would do; place and write nothing. The
+//! pre-trade limits are checked as `run` checks them, reading reference
+//! prices from the exchange's ticker when a limit needs one.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{load_batch, queries_word, Failure};
+use super::{load_batch, load_limits, pre_trade, queries_word, Failure};
+use crate::connect::{Connection, Exchange};
 use crate::executor::exit;
 use crate::journal::{BatchRefusal, Journal, OrderRow};
 use crate::order::OrderState;
@@ -20,6 +23,14 @@ pub struct Args {
     /// resolve something (a conflict is still 2, an error 1).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// A limits file shared by many batches; with the batch's own
+    /// `limits:`, the stricter rule wins.
+    #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+    /// How to reach the exchange, used only for the reference prices that
+    /// limits need.
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 /// List each order as to place, already placed, to resolve, or CONFLICT.
@@ -27,6 +38,23 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
     let file = &args.file;
     sh.group(&format!("hqx plan {}", file.display()));
     let b = load_batch(file)?;
+    let lim = load_limits(&b, args.limits.as_deref())?;
+    let (_, checked) = pre_trade(journal_path, &b, lim.as_ref(), |pairs| {
+        // Without the exchange, each price is missing for that reason:
+        // the orders that need one are refused along with every other breach.
+        let mut ex = match Exchange::open(journal_path, &args.conn) {
+            Ok(ex) => ex,
+            Err(f) => {
+                let why = format!("plan cannot reach the exchange: {}", f.message);
+                let prices = pairs.into_iter().map(|p| (p, Err(why.clone()))).collect();
+                return Ok((prices, Vec::new()));
+            }
+        };
+        let client = ex.client(&args.conn)?;
+        let got = ex.rt.block_on(crate::reference::fetch(&client, pairs));
+        ex.shutdown();
+        Ok(got)
+    })?;
     let (rows, conflicts) = if journal_path.exists() {
         let j = Journal::open(journal_path)?;
         let conflicts: HashMap<String, String> = match j.check(&b, None)? {
@@ -44,6 +72,9 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
     let (mut place, mut done, mut other) = (0, 0, 0);
     let mut md = String::new();
     sh.say(&format!("batch `{}` ({}):", b.id, file.display()));
+    if let Some(line) = checked {
+        sh.say(&format!("  {line}"));
+    }
     for spec in &b.orders {
         let row = by_id.get(spec.id.as_str());
         let (what, action, extra) = match (conflicts.get(&spec.id), row) {

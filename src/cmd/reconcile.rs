@@ -162,8 +162,7 @@ fn changed_orders(r: &ReconcileReport) -> usize {
     r.changes.iter().filter(|c| c.batch_id.is_some()).count()
 }
 
-fn label(f: &FindingRow, strict: bool) -> &'static str {
-    let _ = strict;
+fn label(f: &FindingRow) -> &'static str {
     match f.seen {
         crate::journal::Seen::New => "NEW",
         crate::journal::Seen::Reopened => "AGAIN",
@@ -174,7 +173,7 @@ fn label(f: &FindingRow, strict: bool) -> &'static str {
 }
 
 fn painted_label(f: &FindingRow) -> String {
-    let l = label(f, false);
+    let l = label(f);
     let st = if f.seen.is_drift() {
         style::WARN
     } else {
@@ -339,7 +338,7 @@ fn markdown(account: &str, r: &ReconcileReport) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} |",
-                label(f, false),
+                label(f),
                 f.id,
                 f.kind,
                 cell(&f.subject),

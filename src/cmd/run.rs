@@ -8,13 +8,13 @@ use std::time::Duration;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use super::{load_batch, Failure};
+use super::{load_batch, load_limits, pre_trade, Failure};
 use crate::account::{Account, ReadOptions, Stop};
 use crate::batch::Batch;
 use crate::client::now_ms;
 use crate::connect::{lock_batch, Connection, Exchange};
 use crate::executor::{exit, Executor, RunOptions, RunReport};
-use crate::journal::{BatchRefusal, Journal, JournalWriter};
+use crate::journal::{BatchRefusal, Journal, JournalWriter, Write};
 use crate::order::OrderState;
 use crate::output::json::{self, OrderRecord, Record};
 use crate::output::{github, paint, state_style, style, Diagnostic, Progress, Shell};
@@ -34,6 +34,10 @@ pub struct Args {
     /// exchange counts as absent, so that it may be sent again.
     #[arg(long, default_value_t = 30_000)]
     pub absent_grace_ms: u64,
+    /// A limits file shared by many batches; with the batch's own
+    /// `limits:`, the stricter rule wins.
+    #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
 }
 
 /// The message for a batch the journal refuses.
@@ -100,10 +104,15 @@ pub fn run(
     // written or sent.
     sh.group(&format!("hqx run {}", args.file.display()));
     let b = Arc::new(load_batch(&args.file)?);
+    let limits = load_limits(&b, args.limits.as_deref())?;
     super::journal::require(journal_path, must_exist)?;
     let _lock = lock_batch(journal_path, &b.id)?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
+    let client = ex.client(&args.conn)?;
+    let (ticker_log, _) = pre_trade(journal_path, &b, limits.as_ref(), |pairs| {
+        Ok(ex.rt.block_on(crate::reference::fetch(&client, pairs)))
+    })?;
 
     // A refusal at the prompt leaves no journal behind: with no journal
     // yet, every order is to place, so ask before creating it.
@@ -123,6 +132,15 @@ pub fn run(
         .register(&b, &binding, &api_key, now_ms())?
         .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
     let run_id = journal.begin_run(&b.id, "run", now_ms())?;
+    let ticker_log: Vec<Write> = ticker_log
+        .into_iter()
+        .map(|mut r| {
+            r.run_id = Some(run_id);
+            r.batch_id = Some(b.id.clone());
+            Write::Http(r)
+        })
+        .collect();
+    journal.apply(&ticker_log)?;
     // What the journal held before this run: "already placed" is told
     // from "placed now" by it.
     let before: HashMap<String, OrderState> = journal
@@ -131,7 +149,6 @@ pub fn run(
         .map(|o| (o.order_id, o.state))
         .collect();
 
-    let client = ex.client(&args.conn)?;
     let to_send = before
         .values()
         .filter(|s| !(s.is_placed() || **s == OrderState::Rejected))

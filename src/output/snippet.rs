@@ -44,36 +44,29 @@ pub fn render(diags: &[Diagnostic], message: &str) -> String {
 }
 
 fn one(renderer: &Renderer, d: &Diagnostic, source: Option<&str>) -> String {
-    // Under its group's header the field is named without the group.
-    let field = d
-        .field
-        .strip_prefix(d.group())
-        .map(|f| f.trim_start_matches('.'))
-        .unwrap_or(&d.field);
-    let title = if field.is_empty() {
-        d.message.clone()
-    } else {
-        format!("{field}: {}", d.message)
-    };
+    // The title is the classic `file:line:col: field: message` line, which
+    // grep, editors (quickfix, compilation-mode) and old scripts read; the
+    // snippet under it shows the line and the caret.
     let path = d.path.display().to_string();
+    let mut title = path.clone();
+    if d.line > 0 {
+        title.push_str(&format!(":{}:{}", d.line, d.column));
+    }
+    if !d.field.is_empty() {
+        title.push_str(&format!(": {}", d.field));
+    }
+    title.push_str(&format!(": {}", d.message));
     let line_text = source
         .filter(|_| d.line > 0)
         .and_then(|s| s.lines().nth(d.line - 1));
+    let level = Level::ERROR.no_name();
     let Some(text) = line_text else {
-        let loc = if d.line > 0 {
-            format!("{path}:{}:{}", d.line, d.column)
-        } else {
-            path
-        };
-        return renderer.render(&[Group::with_title(
-            Level::ERROR.primary_title(format!("{loc}: {title}")),
-        )]);
+        return renderer.render(&[Group::with_title(level.primary_title(title))]);
     };
     let span = span_at(text, d.column);
-    renderer.render(&[Level::ERROR.primary_title(title).element(
+    renderer.render(&[level.primary_title(title).element(
         Snippet::source(text)
             .line_start(d.line)
-            .path(path)
             .annotation(AnnotationKind::Primary.span(span)),
     )])
 }
