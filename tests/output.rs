@@ -315,6 +315,32 @@ fn under_github_actions_errors_are_annotations_and_runs_write_summary_and_output
 }
 
 #[test]
+fn a_limit_breached_is_an_annotation_on_the_order_line() {
+    let env = Env::new();
+    let f = env.write(
+        "lim.yaml",
+        "version: 1\nbatch: l\nlimits: { max_quantity: { BTC-USDC: \"1\" } }\norders:\n  - id: big\n    side: buy\n    pair: BTC-USDC\n    type: limit\n    quantity: \"3\"\n    price: \"100\"\n",
+    );
+    let out = env
+        .hqx()
+        .env("GITHUB_ACTIONS", "true")
+        .arg("validate")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let file = f
+        .display()
+        .to_string()
+        .replace(',', "%2C")
+        .replace(':', "%3A");
+    let want = format!("::error file={file},line=9,col=15,title=orders[0] (big).quantity::quantity 3 is above max_quantity 1 for BTC-USDC");
+    assert!(stdout.lines().any(|l| l.starts_with(&want)), "{stdout}");
+    assert!(env.accepted().is_empty());
+}
+
+#[test]
 fn colour_follows_color_no_color_and_clicolor_force() {
     let env = Env::new();
     let bad = env.write("bad.yaml", "version: 1\nbatch: b\norders:\n  - { id: x, side: bye, pair: BTC-USDC, type: market, quantity: 1 }\n");

@@ -178,4 +178,34 @@ fn a_terminal_sees_progress_and_colour_a_pipe_sees_plain_text() {
         screens.join("\n----\n")
     );
     assert_eq!(env.accepted().len(), 120);
+
+    // Ctrl-C while the bar is drawn: the note starts a line of its own, and the
+    // run stops (exit 130) with the rest pending for the next run.
+    env.write("stop.yaml", &batch_of("stop", 60));
+    t.type_line("clear; hqx run stop.yaml --rate 5 --burst 1; echo DO\"\"NE-$?");
+    t.until("answered");
+    assert!(t
+        .cmd()
+        .args(["send-keys", "-t", "hqx", "C-c"])
+        .status()
+        .unwrap()
+        .success());
+    let screens = t.until("DONE-");
+    let end = screens.last().unwrap();
+    assert!(end.contains("DONE-130"), "{end}");
+    assert!(
+        end.lines()
+            .any(|l| l.starts_with("interrupted: no new requests will be sent")),
+        "the Ctrl-C note is not on a line of its own:\n{end}"
+    );
+    // The terminal drops output queued when ^C is typed (the tty's flush
+    // on interrupt), so the bar may stay as it was; but nothing is ever
+    // written onto its line.
+    for l in end.lines().filter(|l| l.contains("answered")) {
+        assert!(
+            l.starts_with("run stop [") && l.trim_end().ends_with('s'),
+            "{end}"
+        );
+    }
+    assert!(env.accepted().len() < 180, "the run went on after Ctrl-C");
 }
