@@ -143,9 +143,10 @@ fn a_terminal_sees_progress_and_colour_a_pipe_sees_plain_text() {
         .unwrap_or_else(|| panic!("no progress bar seen:\n{}", screens.join("\n----\n")));
     assert!(bar.contains("run tty ["), "{bar}");
     let end = t.screen(true);
+    let plain_end = t.screen(false);
     assert!(
-        !t.screen(false).contains("answered"),
-        "the bar is cleared at the end"
+        !plain_end.contains("answered"),
+        "the bar is cleared at the end:\n{plain_end}"
     );
     let row = end
         .lines()
