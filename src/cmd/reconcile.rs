@@ -48,6 +48,7 @@ pub fn run(
     super::journal::require(journal_path, must_exist)?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
+    sh.group(&format!("hqx reconcile {binding}"));
     let mut journal = Journal::open(journal_path)?;
     let account_id = journal.account(&binding, &api_key, now_ms())?;
 
