@@ -25,7 +25,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_send_deadline.sql"),
     include_str!("../migrations/0003_accounts_and_reconcile.sql"),
+    include_str!("../migrations/0004_views_and_positions.sql"),
 ];
+
+/// The schema that added `position_figures`: a journal upgraded to it has
+/// its figures computed from its trades when it is opened.
+const FIGURES_SCHEMA: i64 = 4;
+
+mod figures;
 
 /// What went wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -457,6 +464,11 @@ impl Journal {
                     e => e.to_string(),
                 },
             })?;
+        if found < FIGURES_SCHEMA {
+            let tx = conn.transaction().map_err(err)?;
+            figures::rebuild(&tx, path)?;
+            tx.commit().map_err(err)?;
+        }
         if found < known {
             let broken: i64 = conn
                 .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
@@ -718,6 +730,19 @@ impl Journal {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| sqlite_err(&path, e))?;
         let n = insert_trades(&tx, &path, account_id, run_id, trades)?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))?;
+        Ok(n)
+    }
+
+    /// Recompute every position's figures from the journaled trades, in
+    /// one transaction; returns (positions, trades).
+    pub fn rebuild_figures(&mut self) -> Result<(usize, i64)> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| sqlite_err(&path, e))?;
+        let n = figures::rebuild(&tx, &path)?;
         tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(n)
     }
@@ -1287,7 +1312,7 @@ fn insert_trades(
         )
         .map_err(err)?;
     let now = crate::client::now_ms();
-    let mut new = 0;
+    let mut new = Vec::new();
     for t in trades {
         let n = ins
             .execute(params![
@@ -1309,10 +1334,13 @@ fn insert_trades(
         if n == 0 {
             seen.execute(params![account_id, t.trade_id, run_id])
                 .map_err(err)?;
+        } else {
+            new.push(t);
         }
-        new += n;
     }
-    Ok(new)
+    // The positions' figures change with the trades, in this transaction.
+    figures::apply_new(conn, path, account_id, &new)?;
+    Ok(new.len())
 }
 
 fn sqlite_err(path: &Path, source: rusqlite::Error) -> JournalError {

@@ -18,3 +18,4 @@ mod sandbox_market;
 mod sql;
 mod terminal;
 mod validate;
+mod views;
