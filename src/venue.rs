@@ -96,6 +96,10 @@ pub struct Venue {
     /// Margin, in milliseconds, around an order's send time when looking
     /// for it on the exchange (clock skew between hqx and the exchange).
     pub match_window_ms: u64,
+    /// Margin, in milliseconds, around a balance read within which a trade
+    /// may or may not be reflected in the balances (clock skew between hqx
+    /// and the exchange, and the exchange's own settling).
+    pub balance_skew_ms: u64,
 }
 
 impl Default for Venue {
@@ -110,6 +114,7 @@ impl Default for Venue {
             request_timeout_ms: 10_000,
             client_order_id_field: None,
             match_window_ms: 60_000,
+            balance_skew_ms: 1_000,
         }
     }
 }
