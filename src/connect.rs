@@ -167,13 +167,13 @@ pub fn lock_batch(journal_path: &Path, batch_id: &str) -> Result<std::fs::File, 
         .map_err(|e| Failure::failed(format!("cannot create lock file {}: {e}", path.display())))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure {
-            code: exit::BUSY,
-            message: format!(
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::with_code(
+            exit::BUSY,
+            format!(
                 "batch `{batch_id}` is busy: another hqx is running it on journal {}; wait for it to finish, then run again",
                 journal_path.display()
             ),
-        }),
+        )),
         Err(std::fs::TryLockError::Error(e)) => Err(Failure::failed(format!(
             "cannot lock {}: {e}",
             path.display()
