@@ -392,6 +392,19 @@ fn report_run(
         }
     }
     let cancel_counts = report_cancels(sh, b, r);
+    let did_line = if cancel_counts.is_empty() {
+        did_line
+    } else {
+        let text = cancel_counts
+            .iter()
+            .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{}; cancels: {text}",
+            did_line.replacen("nothing to send", "nothing to place", 1)
+        )
+    };
     for (id, q) in &r.queries {
         match q {
             Ok(s) => sh.say(&format!("query {id}: {s}")),
