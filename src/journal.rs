@@ -1189,18 +1189,24 @@ impl Journal {
         finding_row(&self.conn, &self.path, id, Seen::Acknowledged).map(Some)
     }
 
-    /// Apply writes in one transaction; each item in its own savepoint so
-    /// one refused state change does not undo the others. Returns one
-    /// result per item.
+    /// Apply writes in one transaction, as if each item had its own
+    /// savepoint: one refused state change does not undo the others.
+    /// Returns one result per item.
+    ///
+    /// Savepoints are costly when they are many (each copies every page it
+    /// first touches to the statement journal, and each is parsed SQL), and
+    /// items are almost never refused. So the group is first applied
+    /// without them; if any item fails, that transaction is rolled back
+    /// whole and the group applied again with one savepoint per item.
     pub fn apply(&mut self, items: &[Write]) -> Result<Vec<Result<()>>> {
+        if let Some(out) = self.apply_all_or_none(items)? {
+            return Ok(out);
+        }
         let path = self.path.clone();
         let err = |source| JournalError::Sqlite {
             path: path.clone(),
             source,
         };
-        // IMMEDIATE: take the write lock up front. A deferred transaction
-        // that reads first cannot wait for another writer (SQLite returns
-        // BUSY at once on the upgrade), and two batches may share a journal.
         let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -1216,6 +1222,32 @@ impl Journal {
         }
         tx.commit().map_err(err)?;
         Ok(out)
+    }
+
+    /// Apply every item in one transaction and commit, or, if any item
+    /// fails, roll the transaction back (nothing of it stays) and return
+    /// `None`.
+    fn apply_all_or_none(&mut self, items: &[Write]) -> Result<Option<Vec<Result<()>>>> {
+        let path = self.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // IMMEDIATE: take the write lock up front. A deferred transaction
+        // that reads first cannot wait for another writer (SQLite returns
+        // BUSY at once on the upgrade), and two batches may share a journal.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for item in items {
+            if apply_one(&tx, item, &path).is_err() {
+                // Dropped: rolled back.
+                return Ok(None);
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(Some(items.iter().map(|_| Ok(())).collect()))
     }
 }
 
@@ -1433,7 +1465,7 @@ pub enum Write {
     Query(QueryResult),
 }
 
-fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<()> {
+fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
     let err = |source| JournalError::Sqlite {
         path: path.to_path_buf(),
         source,
