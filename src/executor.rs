@@ -112,17 +112,24 @@ impl Executor {
         self.acct.journal().call(move |j| j.orders(&id)).await?
     }
 
+    /// The batch's orders in one state (a large batch has few of them).
+    async fn orders_in(&self, state: OrderState) -> Result<Vec<OrderRow>, JournalError> {
+        let id = self.batch.id.clone();
+        self.acct
+            .journal()
+            .call(move |j| j.orders_in(&id, state))
+            .await?
+    }
+
     /// Run the batch to the end and report.
     pub async fn run(&self) -> Result<RunReport, JournalError> {
         // 1. A previous process died while these were on the wire.
         let mut recovered = Vec::new();
-        for o in self.orders().await? {
-            if o.state == OrderState::Sending {
-                let mut c = self.acct.change(&o, OrderState::Sending, Event::Recovered);
-                c.detail =
-                    Some("found `sending` at start: the previous run stopped mid-request".into());
-                recovered.push(Write::State(c));
-            }
+        for o in self.orders_in(OrderState::Sending).await? {
+            let mut c = self.acct.change(&o, OrderState::Sending, Event::Recovered);
+            c.detail =
+                Some("found `sending` at start: the previous run stopped mid-request".into());
+            recovered.push(Write::State(c));
         }
         if !recovered.is_empty() {
             self.acct.journal().write_durable(recovered).await?;
@@ -151,11 +158,7 @@ impl Executor {
                 break;
             }
             let sent = self.place_pending().await?;
-            let lost = self
-                .orders()
-                .await?
-                .iter()
-                .any(|o| o.state == OrderState::Unknown);
+            let lost = !self.orders_in(OrderState::Unknown).await?.is_empty();
             if !lost || (sent == 0 && round > 0) {
                 break;
             }
@@ -218,12 +221,7 @@ impl Executor {
     /// Place every pending order, bounded by the client's concurrency and
     /// rate. Returns how many placement requests were sent.
     async fn place_pending(&self) -> Result<usize, JournalError> {
-        let pending: Vec<OrderRow> = self
-            .orders()
-            .await?
-            .into_iter()
-            .filter(|o| o.state == OrderState::Pending)
-            .collect();
+        let pending = self.orders_in(OrderState::Pending).await?;
         let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for o in pending {
@@ -476,12 +474,7 @@ impl Executor {
     /// Resolve every `unknown` order of the batch. Returns the ids that
     /// could not be resolved (the run must stop sending).
     async fn resolve_unknown(&self) -> Result<Vec<String>, JournalError> {
-        let unknown: Vec<OrderRow> = self
-            .orders()
-            .await?
-            .into_iter()
-            .filter(|o| o.state == OrderState::Unknown)
-            .collect();
+        let unknown = self.orders_in(OrderState::Unknown).await?;
         let left = self.acct.resolve_unknown(unknown).await?;
         Ok(left.into_iter().map(|o| o.order_id).collect())
     }
@@ -489,10 +482,10 @@ impl Executor {
     /// Bring the batch's `open` orders up to date.
     async fn refresh_open(&self) -> Result<(), JournalError> {
         let open: Vec<OrderRow> = self
-            .orders()
+            .orders_in(OrderState::Open)
             .await?
             .into_iter()
-            .filter(|o| o.state == OrderState::Open && o.exchange_order_id.is_some())
+            .filter(|o| o.exchange_order_id.is_some())
             .collect();
         let ids: Vec<String> = open
             .iter()

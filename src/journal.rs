@@ -663,6 +663,11 @@ impl Journal {
         order_rows(&self.conn, &self.path, batch_id)
     }
 
+    /// The orders of a batch in one state, in file order.
+    pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
+        order_rows_in(&self.conn, &self.path, batch_id, state)
+    }
+
     /// Every exchange order id of the account adopted by a journal order.
     pub fn exchange_ids_in_use(&self, account_id: i64) -> Result<HashSet<String>> {
         let mut st = self
@@ -1397,52 +1402,74 @@ fn check_batch(
     Ok(Ok(reg))
 }
 
+/// The columns [`order_row`] reads, in its order.
+const ORDER_COLUMNS: &str = "batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
+                    attempts, exchange_order_id, exchange_status, filled_quantity,
+                    client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
+                    last_deadline_ms";
+
 /// Every order of a batch, in file order.
 fn order_rows(conn: &Connection, path: &Path, batch_id: &str) -> Result<Vec<OrderRow>> {
     let mut st = conn
-        .prepare_cached(
-            "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
-                    attempts, exchange_order_id, exchange_status, filled_quantity,
-                    client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
-                    last_deadline_ms
-             FROM orders WHERE batch_id = ?1 ORDER BY seq",
-        )
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 ORDER BY seq"
+        ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
-        .query_map([batch_id], |r| {
-            let state: String = r.get(9)?;
-            Ok(OrderRow {
-                batch_id: r.get(0)?,
-                order_id: r.get(1)?,
-                seq: r.get(2)?,
-                pair: r.get(3)?,
-                side: r.get(4)?,
-                kind: r.get(5)?,
-                quantity: r.get(6)?,
-                price: r.get(7)?,
-                body: r.get(8)?,
-                state: state.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        9,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?,
-                attempts: r.get(10)?,
-                exchange_order_id: r.get(11)?,
-                exchange_status: r.get(12)?,
-                filled_quantity: r.get(13)?,
-                client_order_id: r.get(14)?,
-                last_error: r.get(15)?,
-                created_ms: r.get(16)?,
-                first_sent_ms: r.get(17)?,
-                last_sent_ms: r.get(18)?,
-                last_deadline_ms: r.get(19)?,
-            })
-        })
+        .query_map([batch_id], order_row)
         .map_err(|e| sqlite_err(path, e))?;
     rows.collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| sqlite_err(path, e))
+}
+
+/// The orders of a batch in one state, in file order (read through the
+/// `(batch_id, state)` index: a run asks for the few pending, unknown or
+/// open orders of a large batch many times).
+fn order_rows_in(
+    conn: &Connection,
+    path: &Path,
+    batch_id: &str,
+    state: OrderState,
+) -> Result<Vec<OrderRow>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2 ORDER BY seq"
+        ))
+        .map_err(|e| sqlite_err(path, e))?;
+    let rows = st
+        .query_map(params![batch_id, state.as_str()], order_row)
+        .map_err(|e| sqlite_err(path, e))?;
+    rows.collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_err(path, e))
+}
+
+/// One row of [`ORDER_COLUMNS`].
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    let state: String = r.get(9)?;
+    Ok(OrderRow {
+        batch_id: r.get(0)?,
+        order_id: r.get(1)?,
+        seq: r.get(2)?,
+        pair: r.get(3)?,
+        side: r.get(4)?,
+        kind: r.get(5)?,
+        quantity: r.get(6)?,
+        price: r.get(7)?,
+        body: r.get(8)?,
+        state: state.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into())
+        })?,
+        attempts: r.get(10)?,
+        exchange_order_id: r.get(11)?,
+        exchange_status: r.get(12)?,
+        filled_quantity: r.get(13)?,
+        client_order_id: r.get(14)?,
+        last_error: r.get(15)?,
+        created_ms: r.get(16)?,
+        first_sent_ms: r.get(17)?,
+        last_sent_ms: r.get(18)?,
+        last_deadline_ms: r.get(19)?,
+    })
 }
 
 /// One write the journal thread can group with others.
