@@ -6,8 +6,11 @@
 //!    proven absent after a grace period) *before anything new is sent*:
 //!    otherwise a resend could duplicate an order the exchange already has.
 //!    What cannot be proven either way stops the run (exit 3).
-//! 3. Pending orders are placed, each journaled `sending` (durably) inside
-//!    its rate-limit slot, just before its request leaves.
+//! 3. Pending orders are placed, each journaled `sending` (durably) once
+//!    the rate limit lets it through, then sent as soon as a request slot
+//!    is free (a bounded number wait so marked: see
+//!    [`crate::client::AHEAD_PER_SLOT`]), giving up on the answer by the
+//!    deadline journaled with it.
 //! 4. Orders whose outcome was lost during this run are resolved the same
 //!    way and, if proven absent, placed again, for a few rounds.
 //! 5. Statuses of open orders, the trade history and the batch's queries
@@ -258,10 +261,10 @@ impl Executor {
             if self.acct.stop().is_set() || self.auth_failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            // Waiting for a slot (the rate limit, a 429 pause) gives way to
+            // Waiting for the rate limit or a 429 pause gives way to
             // Ctrl-C: nothing has been sent for this order yet.
-            let slot = tokio::select! {
-                slot = self.acct.client().slot() => slot,
+            let ready = tokio::select! {
+                ready = self.acct.client().ready() => ready,
                 _ = self.acct.stop().wait() => return Ok(()),
             };
             if self.acct.stop().is_set() {
@@ -278,7 +281,8 @@ impl Executor {
             };
             let mut c = self.acct.change(&o, OrderState::Pending, Event::Send);
             c.is_send = true;
-            c.send_deadline_ms = Some(c.at_ms + venue.request_timeout_ms as i64);
+            let deadline_ms = c.at_ms + venue.request_timeout_ms as i64;
+            c.send_deadline_ms = Some(deadline_ms);
             c.client_order_id = client_id.map(|(_, v)| v);
             c.detail = Some(format!("attempt {attempt}"));
             // The intent to send is durable before the request leaves.
@@ -286,11 +290,49 @@ impl Executor {
                 .journal()
                 .write_durable(vec![Write::State(c)])
                 .await?;
+            // Then wait for a request slot. The request gives up on its
+            // answer by the deadline just journaled, however long it waited
+            // here; one left with less than half its time is not sent.
+            let slot = tokio::select! {
+                slot = self.acct.client().slot_after(ready) => Some(slot),
+                _ = self.acct.stop().wait() => None,
+            };
+            let left_ms = deadline_ms - now_ms();
+            let slot = match slot {
+                Some(slot) if left_ms >= venue.request_timeout_ms as i64 / 2 => slot,
+                waited => {
+                    let why = if waited.is_none() {
+                        "interrupted before it was sent"
+                    } else {
+                        "waited too long for a request slot; not sent"
+                    };
+                    let mut c = self.acct.change(&o, OrderState::Sending, Event::NotSent);
+                    c.unsent = true;
+                    c.last_error = Some(Some(why.into()));
+                    c.detail = Some(format!("attempt {attempt}"));
+                    self.acct
+                        .journal()
+                        .write_durable(vec![Write::State(c)])
+                        .await?;
+                    if waited.is_none() {
+                        return Ok(());
+                    }
+                    attempt -= 1;
+                    not_sent += 1;
+                    continue;
+                }
+            };
             sent.fetch_add(1, Ordering::SeqCst);
             let (result, rec) = self
                 .acct
                 .client()
-                .send_in(&slot, Method::Post, &venue.paths.place_order, Some(&body))
+                .send_within(
+                    &slot,
+                    Method::Post,
+                    &venue.paths.place_order,
+                    Some(&body),
+                    Duration::from_millis(left_ms as u64),
+                )
                 .await;
             drop(slot);
             let http = self.acct.http(rec, Some(&o.order_id));

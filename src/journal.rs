@@ -197,6 +197,10 @@ pub struct StateChange {
     pub is_send: bool,
     /// With a send: when its request stops waiting for an answer.
     pub send_deadline_ms: Option<i64>,
+    /// Take back the attempt counted by the send just journaled: its
+    /// request never left (it waited for a slot and was interrupted or ran
+    /// out of time).
+    pub unsent: bool,
     /// Client order id for this attempt.
     pub client_order_id: Option<String>,
 }
@@ -1403,7 +1407,8 @@ fn check_batch(
 }
 
 /// The columns [`order_row`] reads, in its order.
-const ORDER_COLUMNS: &str = "batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
+const ORDER_COLUMNS: &str =
+    "batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
                     attempts, exchange_order_id, exchange_status, filled_quantity,
                     client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
                     last_deadline_ms";
@@ -1551,7 +1556,7 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                 c.average_price,
                 clear_error,
                 error,
-                c.is_send as i64,
+                c.is_send as i64 - c.unsent as i64,
                 c.client_order_id,
                 c.send_deadline_ms,
             ])
