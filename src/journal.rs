@@ -1504,23 +1504,24 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
     };
     match item {
         Write::State(c) => {
-            let current: Option<String> = tx
-                .prepare_cached("SELECT state FROM orders WHERE batch_id = ?1 AND order_id = ?2")
-                .map_err(err)?
-                .query_row(params![c.batch_id, c.order_id], |r| r.get(0))
-                .optional()
-                .map_err(err)?;
-            let current = current.unwrap_or_else(|| "<absent>".into());
-            if let Some(from) = c.from {
-                if current != from.as_str() {
-                    return Err(JournalError::StateMismatch {
-                        batch_id: c.batch_id.clone(),
-                        order_id: c.order_id.clone(),
-                        expected: from.as_str().into(),
-                        found: current,
-                    });
-                }
-            }
+            let read_state = || -> Result<String> {
+                let current: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT state FROM orders WHERE batch_id = ?1 AND order_id = ?2",
+                    )
+                    .map_err(err)?
+                    .query_row(params![c.batch_id, c.order_id], |r| r.get(0))
+                    .optional()
+                    .map_err(err)?;
+                Ok(current.unwrap_or_else(|| "<absent>".into()))
+            };
+            // With an expected state, the UPDATE itself checks it (one
+            // statement, not a read and a write); the state is read only to
+            // explain a refusal, or when no state is expected.
+            let current = match c.from {
+                Some(from) => from.as_str().to_string(),
+                None => read_state()?,
+            };
             let to =
                 c.to.map(|s| s.as_str().to_string())
                     .unwrap_or(current.clone());
@@ -1528,8 +1529,9 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                 None => (false, None),
                 Some(e) => (true, e.clone()),
             };
-            tx.prepare_cached(
-                "UPDATE orders SET
+            let n = tx
+                .prepare_cached(
+                    "UPDATE orders SET
                     state = ?3,
                     updated_ms = ?4,
                     exchange_order_id = COALESCE(?5, exchange_order_id),
@@ -1542,25 +1544,36 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                     last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
                     last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
                     client_order_id = COALESCE(?12, client_order_id)
-                 WHERE batch_id = ?1 AND order_id = ?2",
-            )
-            .map_err(err)?
-            .execute(params![
-                c.batch_id,
-                c.order_id,
-                to,
-                c.at_ms,
-                c.exchange_order_id,
-                c.exchange_status,
-                c.filled_quantity,
-                c.average_price,
-                clear_error,
-                error,
-                c.is_send as i64 - c.unsent as i64,
-                c.client_order_id,
-                c.send_deadline_ms,
-            ])
-            .map_err(err)?;
+                 WHERE batch_id = ?1 AND order_id = ?2 AND state = ?14",
+                )
+                .map_err(err)?
+                .execute(params![
+                    c.batch_id,
+                    c.order_id,
+                    to,
+                    c.at_ms,
+                    c.exchange_order_id,
+                    c.exchange_status,
+                    c.filled_quantity,
+                    c.average_price,
+                    clear_error,
+                    error,
+                    c.is_send as i64 - c.unsent as i64,
+                    c.client_order_id,
+                    c.send_deadline_ms,
+                    current,
+                ])
+                .map_err(err)?;
+            if n == 0 {
+                if let Some(from) = c.from {
+                    return Err(JournalError::StateMismatch {
+                        batch_id: c.batch_id.clone(),
+                        order_id: c.order_id.clone(),
+                        expected: from.as_str().into(),
+                        found: read_state()?,
+                    });
+                }
+            }
             if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
                 tx.prepare_cached(
                     "INSERT INTO order_events (batch_id, order_id, run_id, at_ms, event, from_state, to_state, detail)
