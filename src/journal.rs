@@ -593,7 +593,8 @@ impl Journal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let reg = match check_batch(&tx, &path, batch, Some((base_url, api_key)))? {
+        let (reg, known) = check_batch_known(&tx, &path, batch, Some((base_url, api_key)))?;
+        let reg = match reg {
             Ok(reg) => reg,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -630,6 +631,10 @@ impl Journal {
                 )
                 .map_err(err)?;
             for (seq, spec) in batch.orders.iter().enumerate() {
+                // Known with the same text (checked above): nothing to add.
+                if known.contains_key(&spec.id) {
+                    continue;
+                }
                 let i = &spec.intent;
                 let body = i.body(None);
                 let n = ins
@@ -1366,29 +1371,52 @@ fn check_batch(
     batch: &Batch,
     account: Option<(&str, &str)>,
 ) -> Result<std::result::Result<Registration, BatchRefusal>> {
+    Ok(check_batch_known(conn, path, batch, account)?.0)
+}
+
+/// [`check_batch`], and the ids of the batch's orders already journaled.
+///
+/// Reads only each journaled order's id and body (not whole rows): a rerun
+/// of a large batch checks every order against the journal.
+fn check_batch_known(
+    conn: &Connection,
+    path: &Path,
+    batch: &Batch,
+    account: Option<(&str, &str)>,
+) -> Result<(
+    std::result::Result<Registration, BatchRefusal>,
+    std::collections::HashMap<String, String>,
+)> {
     if let (Some((base_url, api_key)), Some(row)) = (account, batch_row(conn, path, &batch.id)?) {
         if row.base_url != base_url || row.api_key != api_key {
-            return Ok(Err(BatchRefusal::Bound(row)));
+            return Ok((Err(BatchRefusal::Bound(row)), Default::default()));
         }
     }
     let mut reg = Registration::default();
-    let existing = order_rows(conn, path, &batch.id)?;
-    let by_id: std::collections::HashMap<&str, &OrderRow> =
-        existing.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let err = |e| sqlite_err(path, e);
+    let mut st = conn
+        .prepare_cached("SELECT order_id, body FROM orders WHERE batch_id = ?1 ORDER BY seq")
+        .map_err(err)?;
+    let existing: Vec<(String, String)> = st
+        .query_map([&batch.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(err)?;
     let mut in_file = HashSet::new();
     let mut conflicts = Vec::new();
+    let by_id: std::collections::HashMap<String, String> = existing.iter().cloned().collect();
     for spec in &batch.orders {
         in_file.insert(spec.id.as_str());
         match by_id.get(spec.id.as_str()) {
             None => reg.added += 1,
-            Some(row) => {
+            Some(journal_body) => {
                 let body = spec.intent.body(None);
-                if row.body == body {
+                if *journal_body == body {
                     reg.known += 1;
                 } else {
                     conflicts.push(Conflict {
                         order_id: spec.id.clone(),
-                        journal_body: row.body.clone(),
+                        journal_body: journal_body.clone(),
                         file_body: body,
                     });
                 }
@@ -1396,14 +1424,14 @@ fn check_batch(
         }
     }
     if !conflicts.is_empty() {
-        return Ok(Err(BatchRefusal::Conflicts(conflicts)));
+        return Ok((Err(BatchRefusal::Conflicts(conflicts)), by_id));
     }
     reg.missing_from_file = existing
-        .iter()
-        .filter(|o| !in_file.contains(o.order_id.as_str()))
-        .map(|o| o.order_id.clone())
+        .into_iter()
+        .filter(|(id, _)| !in_file.contains(id.as_str()))
+        .map(|(id, _)| id)
         .collect();
-    Ok(Ok(reg))
+    Ok((Ok(reg), by_id))
 }
 
 /// The columns [`order_row`] reads, in its order.
