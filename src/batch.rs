@@ -37,6 +37,7 @@
 //!     balances: {}
 //!   - id: addr
 //!     deposit_address: { currency: USDC, network: ERC20 }
+//! limits: { max_order_notional: "50000", price_band: "5%" }  # optional: see crate::limits
 //! ```
 //!
 //! Fields in errors are written `orders[1] (buy-1).price`: the index counts
@@ -76,7 +77,9 @@ const MAX_SHOWN_ERRORS: usize = 100;
 /// and this keeps error messages (which quote the text) short.
 const MAX_SCALAR_CHARS: usize = 200;
 
-const TOP_KEYS: &[&str] = &["version", "batch", "defaults", "orders", "queries"];
+const TOP_KEYS: &[&str] = &[
+    "version", "batch", "defaults", "orders", "queries", "limits",
+];
 const DEFAULT_KEYS: &[&str] = &["pair", "type", "side"];
 const ORDER_KEYS: &[&str] = &["id", "pair", "side", "type", "quantity", "price"];
 const QUERY_KINDS: &[&str] = &["trades", "orders", "balances", "deposit_address"];
@@ -98,6 +101,8 @@ pub struct Batch {
     pub orders: Vec<OrderSpec>,
     /// The queries, in file order.
     pub queries: Vec<QuerySpec>,
+    /// The batch's own pre-trade limits (`limits:`), if it sets any.
+    pub limits: Option<crate::limits::Limits>,
 }
 
 /// One order of a batch, defaults applied.
@@ -109,6 +114,21 @@ pub struct OrderSpec {
     pub intent: OrderIntent,
     /// The 1-based line where the order starts in the file.
     pub line: usize,
+    /// Where its fields are written, for messages about them.
+    pub marks: OrderMarks,
+}
+
+/// Where an order's fields are in the batch file. A field the order takes
+/// from `defaults` (or, for a market order, the price it does not have) is
+/// marked where the order starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderMarks {
+    /// The `pair` value.
+    pub pair: Pos,
+    /// The `quantity` value.
+    pub quantity: Pos,
+    /// The `price` value.
+    pub price: Pos,
 }
 
 /// One query of a batch: something to read from the exchange and journal.
@@ -329,6 +349,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Batch, BatchErrors> {
     };
     // Stage 2: node tree to domain values.
     let checked = check.batch(&root);
+    let limits = crate::limits::from_batch(&mut check, &root);
     match checked {
         Some((id, orders, queries)) if check.errors.is_empty() => Ok(Batch {
             id,
@@ -336,6 +357,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Batch, BatchErrors> {
             file_sha256: hex::encode(Sha256::digest(text.as_bytes())),
             orders,
             queries,
+            limits,
         }),
         _ => Err(check.into_errors()),
     }
@@ -347,7 +369,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Batch, BatchErrors> {
 /// Parse `text` into a node tree, or report why not. On a duplicate key the
 /// error is reported and the tree is read again keeping the last value, so
 /// that stage 2 still reports everything else.
-fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
+pub(crate) fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(pos) = second_document(text) {
         check.err(
@@ -513,9 +535,11 @@ fn field_at(root: &Node, at: usize) -> String {
 
 /// A 1-based position in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pos {
-    line: usize,
-    column: usize,
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
 }
 
 fn marker_pos(m: Option<&Marker>) -> Pos {
@@ -540,26 +564,26 @@ fn node_start(node: &Node) -> Option<&Marker> {
     }
 }
 
-fn node_pos(node: &Node) -> Pos {
+pub(crate) fn node_pos(node: &Node) -> Pos {
     marker_pos(node_start(node))
 }
 
 /// One `key: value` of a mapping.
 #[derive(Clone, Copy)]
-struct Field<'a> {
-    key: &'a MarkedScalarNode,
-    value: &'a Node,
+pub(crate) struct Field<'a> {
+    pub(crate) key: &'a MarkedScalarNode,
+    pub(crate) value: &'a Node,
 }
 
 impl<'a> Field<'a> {
-    fn name(&self) -> &'a str {
+    pub(crate) fn name(&self) -> &'a str {
         self.key.as_str()
     }
-    fn key_pos(&self) -> Pos {
+    pub(crate) fn key_pos(&self) -> Pos {
         marker_pos(self.key.span().start())
     }
     /// Where the value is; for an empty value (`price:`) that is the key.
-    fn value_pos(&self) -> Pos {
+    pub(crate) fn value_pos(&self) -> Pos {
         match self.value {
             Node::Scalar(s) if s.as_str().is_empty() && s.may_coerce() => self.key_pos(),
             v => node_pos(v),
@@ -570,13 +594,13 @@ impl<'a> Field<'a> {
 /// The known fields of a mapping, looked up by name, and the fields that
 /// unknown keys were taken to mean (reported already, so "missing" is not).
 #[derive(Default)]
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     found: Vec<(&'static str, Field<'a>)>,
     meant: Vec<&'static str>,
 }
 
 impl<'a> Fields<'a> {
-    fn get(&self, name: &str) -> Option<Field<'a>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Field<'a>> {
         self.found.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
     }
     /// Whether an unknown key was reported as a misspelling of `name`.
@@ -586,15 +610,15 @@ impl<'a> Fields<'a> {
 }
 
 /// A scalar value, as written.
-struct Scalar<'a> {
-    text: &'a str,
+pub(crate) struct Scalar<'a> {
+    pub(crate) text: &'a str,
     /// Written without quotes.
     plain: bool,
-    pos: Pos,
+    pub(crate) pos: Pos,
 }
 
 /// Whether a scalar is YAML's null (`~`, `null`, or nothing).
-fn is_null(s: &MarkedScalarNode) -> bool {
+pub(crate) fn is_null(s: &MarkedScalarNode) -> bool {
     s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -613,13 +637,21 @@ struct Defaults {
 }
 
 /// Stage 2 state: the file name and every error found so far.
-struct Check<'p> {
-    path: &'p Path,
-    errors: Vec<BatchError>,
+pub(crate) struct Check<'p> {
+    pub(crate) path: &'p Path,
+    pub(crate) errors: Vec<BatchError>,
 }
 
-impl Check<'_> {
-    fn err(&mut self, pos: Pos, field: &str, message: String) {
+impl<'p> Check<'p> {
+    /// No errors yet, for the file at `path`.
+    pub(crate) fn new(path: &'p Path) -> Check<'p> {
+        Check {
+            path,
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn err(&mut self, pos: Pos, field: &str, message: String) {
         self.errors.push(BatchError {
             path: self.path.to_path_buf(),
             line: pos.line,
@@ -629,13 +661,13 @@ impl Check<'_> {
         });
     }
 
-    fn into_errors(mut self) -> BatchErrors {
+    pub(crate) fn into_errors(mut self) -> BatchErrors {
         self.errors.sort_by_key(|e| (e.line, e.column));
         BatchErrors(self.errors)
     }
 
     /// The known fields of `map`; unknown keys are reported.
-    fn fields<'a>(
+    pub(crate) fn fields<'a>(
         &mut self,
         map: &'a MarkedMappingNode,
         allowed: &[&'static str],
@@ -661,7 +693,12 @@ impl Check<'_> {
 
     /// The text of a scalar field; lists, mappings, null and overlong text
     /// are reported.
-    fn scalar<'a>(&mut self, at: &str, f: Field<'a>, example: &str) -> Option<Scalar<'a>> {
+    pub(crate) fn scalar<'a>(
+        &mut self,
+        at: &str,
+        f: Field<'a>,
+        example: &str,
+    ) -> Option<Scalar<'a>> {
         let name = shown(f.name());
         let pos = f.value_pos();
         let shape = match f.value {
@@ -707,7 +744,7 @@ impl Check<'_> {
     }
 
     /// A scalar field parsed with `T::from_str`, whose message is reported.
-    fn value<T: FromStr<Err = String>>(
+    pub(crate) fn value<T: FromStr<Err = String>>(
         &mut self,
         at: &str,
         f: Field<'_>,
@@ -1031,6 +1068,12 @@ impl Check<'_> {
         if self.errors.len() > before {
             return None;
         }
+        let mark = |name: &str| fields.get(name).map_or(pos, |f| f.value_pos());
+        let marks = OrderMarks {
+            pair: mark("pair"),
+            quantity: mark("quantity"),
+            price: mark("price"),
+        };
         Some(OrderSpec {
             id: id?.to_string(),
             intent: OrderIntent {
@@ -1041,6 +1084,7 @@ impl Check<'_> {
                 price,
             },
             line: pos.line,
+            marks,
         })
     }
 
@@ -1419,7 +1463,7 @@ fn push_key(field: &mut String, key: &str) {
 }
 
 /// User text for a message: control characters escaped, long text cut.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     const MAX: usize = 40;
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -1675,6 +1719,7 @@ queries:
                         price: Some(amount("24321.00")),
                     },
                     line: 5,
+                    marks: b.orders[0].marks,
                 },
                 OrderSpec {
                     id: "sell-eth".into(),
@@ -1686,6 +1731,7 @@ queries:
                         price: None,
                     },
                     line: 9,
+                    marks: b.orders[1].marks,
                 },
                 OrderSpec {
                     id: "plain:1".into(),
@@ -1697,9 +1743,19 @@ queries:
                         price: Some(amount("24321.00")),
                     },
                     line: 14,
+                    marks: b.orders[2].marks,
                 },
             ]
         );
+        // Marks: the value of each field; a field from `defaults` or a
+        // market order's missing price at the order's start.
+        let at = |line, column| Pos { line, column };
+        assert_eq!(b.orders[0].marks.pair, at(5, 5));
+        assert_eq!(b.orders[0].marks.quantity, at(7, 15));
+        assert_eq!(b.orders[0].marks.price, at(8, 12));
+        assert_eq!(b.orders[1].marks.pair, at(10, 11));
+        assert_eq!(b.orders[1].marks.price, at(9, 5));
+        assert_eq!(b.orders[2].marks.quantity, at(14, 43));
         // Plain scalars keep their text: not 0.5, not 24321.
         let plain = &b.orders[2].intent;
         assert_eq!(plain.quantity.text(), "0.50");

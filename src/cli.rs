@@ -32,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Check a batch file; send and write nothing.
     Validate(cmd::validate::Args),
-    /// Show what `run` would do; send and write nothing.
+    /// Show what `run` would do, limits checked; place and write nothing.
     Plan(cmd::plan::Args),
     /// Place the batch's orders, run its queries, journal everything.
     Run(cmd::run::Args),

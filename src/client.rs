@@ -17,7 +17,8 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::journal::HttpRecord;
-use crate::sign::{sign, Secret};
+pub use crate::key::Credentials;
+use crate::sign::sign;
 use crate::venue::Venue;
 
 /// Milliseconds since the Unix epoch, now.
@@ -26,65 +27,6 @@ pub fn now_ms() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// An API key pair, with its expiry when known.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    /// The public key (`x-api-key`).
-    pub api_key: String,
-    /// The private key; never printed.
-    pub secret: Secret,
-    /// `expiredAt` from the exchange's key object, when known.
-    pub expires_at: Option<String>,
-}
-
-impl Credentials {
-    /// Read the exchange's own key object (`{apiKey, secretKey, expiredAt, ...}`).
-    pub fn from_key_file(path: &std::path::Path) -> Result<Credentials, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct KeyObject {
-            api_key: String,
-            secret_key: String,
-            expired_at: Option<String>,
-        }
-        let k: KeyObject = serde_json::from_str(&text).map_err(|e| {
-            // serde_json's message can quote the input (a bare secret, say):
-            // say only where and what kind of problem it is.
-            format!(
-                "key file {} is not the exchange's key object ({{\"apiKey\", \"secretKey\", \"expiredAt\", ...}}): {:?} error at line {}, column {}; save the key object exactly as Haqqex showed it",
-                path.display(),
-                e.classify(),
-                e.line(),
-                e.column()
-            )
-        })?;
-        Ok(Credentials {
-            api_key: k.api_key,
-            secret: Secret::new(k.secret_key),
-            expires_at: k.expired_at,
-        })
-    }
-
-    /// Refuse a key whose `expiredAt` has passed, before any request.
-    pub fn check_expiry(&self, now_ms: i64) -> Result<(), String> {
-        let Some(at) = &self.expires_at else {
-            return Ok(());
-        };
-        let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("the key's expiredAt `{at}` is not an ISO-8601 time: {e}"))?;
-        let exp_ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
-        if exp_ms <= now_ms {
-            return Err(format!(
-                "API key {} expired at {at}; create a new key on Haqqex and pass it with --key-file or HAQQEX_PUBLIC_KEY/HAQQEX_PRIVATE_KEY",
-                self.api_key
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// How the client is set up.
@@ -259,6 +201,11 @@ impl Client {
     /// The venue profile in use.
     pub fn venue(&self) -> &Venue {
         &self.cfg.venue
+    }
+
+    /// The key (its secret never shows in `Debug`).
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
     }
 
     /// The public key.
@@ -631,39 +578,5 @@ mod tests {
             let e = ExchangeOrder::from_json(&v).unwrap();
             assert!(!e.is_complete(), "complete without {missing}");
         }
-    }
-
-    #[test]
-    fn a_malformed_key_file_never_echoes_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        for text in [
-            "\"SUPERSECRET\"",
-            "{\"apiKey\": \"k\", \"secretKey\": 42, \"x\": \"SUPERSECRET\"}",
-            "{\"apiKey\": \"k\", \"secretKey\": \"SUPERSECRET\"",
-            "[\"SUPERSECRET\"]",
-        ] {
-            let p = dir.path().join("key.json");
-            std::fs::write(&p, text).unwrap();
-            let e = Credentials::from_key_file(&p).unwrap_err();
-            assert!(!e.contains("SUPERSECRET"), "{e}");
-            assert!(e.contains("line 1"), "{e}");
-        }
-    }
-
-    #[test]
-    fn expired_key_is_refused_and_secret_not_shown() {
-        let c = Credentials {
-            api_key: "k".into(),
-            secret: Secret::new("SUPERSECRET"),
-            expires_at: Some("2023-11-14T09:22:07.235Z".into()),
-        };
-        let e = c.check_expiry(now_ms()).unwrap_err();
-        assert!(e.contains("expired"), "{e}");
-        assert!(!e.contains("SUPERSECRET") && !format!("{c:?}").contains("SUPERSECRET"));
-        let ok = Credentials {
-            expires_at: Some("2999-01-01T00:00:00Z".into()),
-            ..c
-        };
-        assert!(ok.check_expiry(now_ms()).is_ok());
     }
 }

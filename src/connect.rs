@@ -11,9 +11,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::client::{now_ms, Client, ClientConfig, Credentials};
+use crate::client::{now_ms, Client, ClientConfig};
 use crate::cmd::Failure;
 use crate::executor::exit;
+use crate::key::Credentials;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::sign::Secret;
 use crate::venue::{Venue, PRODUCTION_BASE_URL};
@@ -82,6 +83,9 @@ impl Exchange {
             credentials(conn)?
         };
         creds.check_expiry(now_ms()).map_err(Failure::usage)?;
+        if let Some(w) = creds.expiry_warning(now_ms()) {
+            eprintln!("{w}");
+        }
         let rt = runtime()?;
         let sandbox = if conn.sandbox {
             let mut cfg = SandboxConfig::new(creds.api_key.clone(), creds.secret.clone());
@@ -208,11 +212,13 @@ fn sandbox_credentials(journal_path: &Path) -> Result<Credentials, Failure> {
         api_key,
         secret,
         expires_at: None,
+        ips: None,
     })
 }
 
 fn credentials(conn: &Connection) -> Result<Credentials, Failure> {
     if let Some(f) = &conn.key_file {
+        Credentials::check_key_file_mode(f).map_err(Failure::usage)?;
         return Credentials::from_key_file(f).map_err(Failure::usage);
     }
     match (
@@ -223,6 +229,7 @@ fn credentials(conn: &Connection) -> Result<Credentials, Failure> {
             api_key: k,
             secret: Secret::new(s),
             expires_at: None,
+            ips: None,
         }),
         _ => Err(Failure::usage(
             "no API key: set HAQQEX_PUBLIC_KEY and HAQQEX_PRIVATE_KEY, or pass --key-file with the key object Haqqex showed you; or try --sandbox",

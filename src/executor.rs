@@ -432,7 +432,7 @@ impl Executor {
                         if skew > 0 { "ahead of" } else { "behind" }
                     ));
                 } else if s == 403 {
-                    text.push_str("; the key may be bound to other IP addresses");
+                    text.push_str(&self.acct.client().credentials().forbidden_hint());
                 } else {
                     text.push_str("; check the key pair and that it has not expired");
                 }

@@ -736,6 +736,27 @@ impl Journal {
         Ok(n)
     }
 
+    /// How many of the account's journaled trades (of `pair`, or all) the
+    /// exchange stamped within `from..=to` ms: what a trade window read
+    /// again should hold if nothing is new.
+    pub fn count_trades(
+        &self,
+        account_id: i64,
+        pair: Option<&str>,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM trades
+                 WHERE account_id = ?1 AND (?2 IS NULL OR pair = ?2)
+                   AND traded_ms >= coalesce(?3, traded_ms) AND traded_ms <= ?4",
+                params![account_id, pair, from, to],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Where an incremental read of the account stands (`stream`: trades
     /// or orders; `pair` '' for all pairs): everything up to this time
     /// (ms) was read completely. `None` before the first complete read.

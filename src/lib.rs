@@ -4,8 +4,11 @@
 //! Module map (one concern each):
 //! - [`model`]: sides, order types, pairs, the text-keeping decimal.
 //! - [`batch`]: the YAML batch format, parsed with positions and validated.
+//! - [`limits`]: pre-trade limits: read, merged (stricter wins), checked.
+//! - [`reference`]: reference prices from the exchange's ticker, for limits.
 //! - [`venue`]: every assumption about the exchange, overridable.
 //! - [`sign`]: HMAC request signing and the secret type.
+//! - [`key`]: the API key object, and the rules kept about it (file mode, expiry, ips).
 //! - [`client`]: the signed, rate-limited REST client.
 //! - [`order`]: the order state machine: the only place states change.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
@@ -25,9 +28,12 @@ pub mod cmd;
 pub mod connect;
 pub mod executor;
 pub mod journal;
+pub mod key;
+pub mod limits;
 pub mod model;
 pub mod order;
 pub mod reconcile;
+pub mod reference;
 pub mod sandbox;
 pub mod sign;
 pub mod sql_functions;

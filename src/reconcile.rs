@@ -617,7 +617,8 @@ pub fn parse_balances(v: &Value) -> Result<Vec<BalanceRow>, String> {
 
 /// How trades move balances: per currency, the sum of what they add
 /// (bought base, sold-for quote) less what they take (paid quote, sold
-/// base, fees). `Err` names a trade hqx cannot read.
+/// base, fees). `Err` names a trade hqx cannot read (a fee that is there
+/// but is not a decimal included).
 pub fn trade_effects(trades: &[TradeRow]) -> Result<BTreeMap<String, Decimal>, String> {
     let mut fx: BTreeMap<String, Decimal> = BTreeMap::new();
     for t in trades {
@@ -634,7 +635,13 @@ pub fn trade_effects(trades: &[TradeRow]) -> Result<BTreeMap<String, Decimal>, S
         };
         *fx.entry(base.to_string()).or_default() += b;
         *fx.entry(quote.to_string()).or_default() += q;
-        if let Some(fee) = dec(t.fee.as_deref()) {
+        // A trade without a fee paid none; a fee that is there but cannot
+        // be read is never taken for zero.
+        let fee = match t.fee.as_deref() {
+            None => None,
+            Some(f) => Some(dec(Some(f)).ok_or_else(bad)?),
+        };
+        if let Some(fee) = fee {
             if !fee.is_zero() {
                 let cur = t.fee_currency.clone().unwrap_or_else(|| quote.to_string());
                 *fx.entry(cur).or_default() -= fee;
@@ -755,6 +762,20 @@ mod tests {
         assert_eq!(f[0].subject, "USDC snapshots 1..2");
         assert_eq!(f[0].fingerprint, "1000");
         assert!(f[0].detail.contains("unexplained +1000"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn a_trade_between_snapshots_that_cannot_be_read_is_a_finding_not_zero() {
+        let prev = Snapshot {
+            id: 1,
+            taken_ms: 0,
+            balances: vec![bal("USDC", "100")],
+        };
+        let now = [bal("USDC", "100")];
+        let f = balance_findings(&prev, 2, &now, &[trade("buy", "1", "10", "1.5x")]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, "unreadable_trade");
+        assert_eq!(f[0].subject, "snapshots 1..2");
     }
 
     #[test]

@@ -82,6 +82,9 @@ fn an_expired_key_is_refused_before_any_request() {
             env.api_key, env.secret
         ),
     );
+    // Protected as a key file must be: the refusal is for the expiry.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     env.run(&f)
         .arg("--key-file")
         .arg(&key)

@@ -63,13 +63,19 @@ fn reconcile(env: &Env, extra: &[&str]) -> Outcome {
 
 /// Place an order the way any signed client would, outside hqx.
 fn place_outside(env: &Env, body: &str) -> String {
+    let v = signed(env, reqwest::Method::POST, "/trading/api/v1/order", body);
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// One request signed as the exchange's sample client signs it; its JSON.
+fn signed(env: &Env, method: reqwest::Method, path: &str, body: &str) -> Value {
     let secret = Secret::new(env.secret.clone());
-    let url = format!("{}/trading/api/v1/order", env.base_url());
+    let url = format!("{}{path}", env.base_url());
     let (key, body) = (env.api_key.clone(), body.to_string());
     env.rt.block_on(async move {
         let ts = hqx::client::now_ms().to_string();
-        let v: Value = reqwest::Client::new()
-            .post(url)
+        reqwest::Client::new()
+            .request(method, url)
             .header("x-api-key", key)
             .header("x-api-timestamp", &ts)
             .header("x-api-sign", sign(&secret, &ts, body.as_bytes()))
@@ -80,8 +86,7 @@ fn place_outside(env: &Env, body: &str) -> String {
             .unwrap()
             .json()
             .await
-            .unwrap();
-        v["id"].as_str().unwrap().to_string()
+            .unwrap()
     })
 }
 
@@ -205,6 +210,109 @@ fn a_partial_fill_is_synced_and_is_not_drift() {
         "open 0.2"
     );
     assert!(r.of_type("finding").is_empty(), "{:?}", r.lines);
+}
+
+#[test]
+fn a_cancel_by_hand_and_an_outside_order_s_fill_are_syncs_not_drift() {
+    let env = Env::new();
+    let f = env.write("b.yaml", QUICK);
+    env.run(&f).assert().code(0);
+    let outside = place_outside(
+        &env,
+        r#"{"pair":"ETH-USDC","type":"limit","side":"buy","quantity":"0.5","price":"1000"}"#,
+    );
+    // The outside order is drift once; from here on it is known.
+    assert_eq!(reconcile(&env, &[]).code, 5);
+    // Someone cancels a batch order by hand, and the outside order fills.
+    let rest = exchange_id(&env, "rest-1");
+    let cancelled = signed(
+        &env,
+        reqwest::Method::DELETE,
+        &format!("/trading/api/v1/order/{rest}"),
+        "{}",
+    );
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    env.fill(&outside, None);
+    let r = reconcile(&env, &[]);
+    assert_eq!(r.code, 0, "{}\n{:?}", r.stderr, r.lines);
+    let changes = r.of_type("change");
+    let kinds: BTreeSet<(String, String)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["order_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            ("order_status".to_string(), "rest-1".to_string()),
+            ("external_order_status".to_string(), outside.clone()),
+        ]),
+        "{changes:?}"
+    );
+    assert_eq!(r.summary()["drift"], 0);
+    assert_eq!(r.summary()["synced_trades"], 1);
+    assert_eq!(
+        env.one::<String>("SELECT state FROM orders WHERE order_id = 'rest-1'"),
+        "cancelled"
+    );
+    assert_eq!(
+        env.one::<String>(&format!(
+            "SELECT status || ' ' || filled_quantity FROM external_orders WHERE exchange_order_id = '{outside}'"
+        )),
+        "filled 0.5"
+    );
+    // The outside order's fill explains the balances: no balance finding.
+    assert!(
+        r.findings("unexplained_balance").is_empty(),
+        "{:?}",
+        r.lines
+    );
+}
+
+#[test]
+fn journaled_trades_beyond_an_order_or_unreadable_are_findings() {
+    let env = Env::new();
+    let f = env.write("b.yaml", QUICK);
+    env.run(&f).assert().code(0);
+    assert_eq!(reconcile(&env, &[]).code, 0);
+    // A journal that holds more fills for buy-1 (2 BTC) than the order
+    // is for, and a fill of rest-1 whose quantity cannot be read: as a
+    // journal restored from a bad copy or edited by hand would.
+    let buy = exchange_id(&env, "buy-1");
+    let rest = exchange_id(&env, "rest-1");
+    let account: i64 = env.one("SELECT id FROM accounts");
+    let db = env.db();
+    for (id, order, qty) in [("X1", &buy, "1.5"), ("X2", &rest, "lots")] {
+        db.execute(
+            "INSERT INTO trades (account_id, trade_id, exchange_order_id, pair, side, price,
+                                 quantity, fee, fee_currency, traded_ms, raw)
+             VALUES (?1, ?2, ?3, 'BTC-USDC', 'buy', '1', ?4, '0', 'USDC', 0, '{}')",
+            rusqlite::params![account, id, order, qty],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let r = reconcile(&env, &[]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let excess = r.findings("excess_fills");
+    assert_eq!(excess.len(), 1, "{:?}", r.lines);
+    assert_eq!(excess[0]["subject"], "quick-1/buy-1");
+    assert!(
+        excess[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is for 2 but the journal has trades for 3.5"),
+        "{}",
+        excess[0]
+    );
+    let unreadable = r.findings("unreadable_fills");
+    assert_eq!(unreadable.len(), 1, "{:?}", r.lines);
+    assert_eq!(unreadable[0]["subject"], "quick-1/rest-1");
+    assert_eq!(r.summary()["drift"], 2);
 }
 
 #[test]
@@ -351,6 +459,52 @@ fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() 
     }
     let r = reco(&env);
     assert_ne!(r.code, 1, "{}", r.stderr);
+    let (exchange, journal) = trade_sets(&env);
+    assert_eq!(exchange, journal);
+    assert_eq!(exchange.len(), 5 + 3);
+}
+
+#[test]
+fn a_reconcile_with_nothing_new_costs_one_trade_request() {
+    // Pages of 2 trades, so the overlap that every read goes back over
+    // spans several pages.
+    let env = Env::with(|c| c.venue.trades_page_limit = 2);
+    let venue = env.write("venue.yaml", "trades_page_limit: 2\n");
+    let f = env.write("b.yaml", &batch_of("many", 5));
+    env.run(&f)
+        .args(["--venue", venue.to_str().unwrap()])
+        .assert()
+        .code(0);
+    let reco = |env: &Env| reconcile(env, &["--venue", venue.to_str().unwrap()]);
+    let trade_requests = |env: &Env| -> i64 {
+        env.one(
+            "SELECT count(*) FROM http_log WHERE path LIKE '%/trades/my%'
+             AND run_id = (SELECT max(id) FROM runs WHERE command = 'reconcile')",
+        )
+    };
+    assert_eq!(reco(&env).code, 0);
+    let quiet = reco(&env);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.summary()["synced_trades"], 0);
+    assert_eq!(trade_requests(&env), 1);
+    assert_eq!(quiet.summary()["trade_requests"], 1);
+    // Three new trades: the two pages that hold them and one more to see
+    // that the rest is known; each journaled once.
+    let rest = place_outside(
+        &env,
+        r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.3","price":"20000"}"#,
+    );
+    for _ in 0..3 {
+        env.sandbox()
+            .control(Control::Fill {
+                order_id: rest.clone(),
+                quantity: Some("0.1".into()),
+            })
+            .unwrap();
+    }
+    let moved = reco(&env);
+    assert_eq!(moved.summary()["synced_trades"], 3, "{}", moved.stderr);
+    assert_eq!(trade_requests(&env), 3);
     let (exchange, journal) = trade_sets(&env);
     assert_eq!(exchange, journal);
     assert_eq!(exchange.len(), 5 + 3);

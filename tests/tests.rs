@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod interrupt;
+mod limits;
 mod migrate;
 mod reconcile;
 mod resolve;

@@ -68,6 +68,18 @@ fn validate_accepts_the_examples() {
         .arg(format!("{dir}/invalid.yaml"))
         .assert()
         .code(2);
+    // The fat fingers are stopped by the batch's limits, offline.
+    env.hqx()
+        .arg("validate")
+        .arg(format!("{dir}/fat-finger.yaml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "fat-finger.yaml:23:15: orders[0] (btc-buy).quantity: quantity 25 is above max_quantity 2",
+        ))
+        .stderr(predicate::str::contains(
+            "fat-finger.yaml:33:11: orders[2] (doge-buy).pair: DOGE-USDC is not an allowed pair",
+        ));
     assert!(!env.journal_path().exists());
 }
 

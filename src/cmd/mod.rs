@@ -14,10 +14,14 @@ pub mod sandbox;
 pub mod sql;
 pub mod validate;
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
-use crate::batch::{self, Batch};
+use crate::batch::{self, Batch, OrderSpec};
 use crate::executor::exit;
+use crate::journal::{HttpRecord, Journal};
+use crate::limits::{self, Limits, Prices, ReferencePrices};
+use crate::model::Pair;
 
 /// An error for the user: exit code and message.
 #[derive(Debug)]
@@ -64,4 +68,61 @@ pub(crate) fn queries_word(n: usize) -> &'static str {
     } else {
         "queries"
     }
+}
+
+/// The limits in force for a batch: its own `limits:` and those of the
+/// `--limits` file (`file`), the stricter winning rule by rule. A limits
+/// file that cannot be read is a usage error pointing into it.
+pub(crate) fn load_limits(b: &Batch, file: Option<&Path>) -> Result<Option<Limits>, Failure> {
+    let shared = file
+        .map(limits::load_file)
+        .transpose()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(limits::merge(b.limits.as_ref(), shared.as_ref()))
+}
+
+/// The pre-trade check of `plan` and `run`, before anything is journaled
+/// or sent: the batch's orders that this command may send (every order the
+/// journal does not hold as placed or rejected) against `limits`, with the
+/// reference prices `fetch` gets for the pairs that need one. Returns the
+/// ticker requests made, for the journal's `http_log`, and a line saying
+/// what was checked (none without limits).
+pub(crate) fn pre_trade(
+    journal_path: &Path,
+    b: &Batch,
+    limits: Option<&Limits>,
+    fetch: impl FnOnce(BTreeSet<Pair>) -> Result<(ReferencePrices, Vec<HttpRecord>), Failure>,
+) -> Result<(Vec<HttpRecord>, Option<String>), Failure> {
+    let Some(limits) = limits else {
+        return Ok((Vec::new(), None));
+    };
+    let settled: HashSet<String> = if journal_path.exists() {
+        Journal::open(journal_path)?
+            .orders(&b.id)?
+            .into_iter()
+            .filter(|r| r.state.is_placed() || r.state == crate::order::OrderState::Rejected)
+            .map(|r| r.order_id)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let is_new = |o: &OrderSpec| !settled.contains(&o.id);
+    let need = limits::needs_reference(limits, b.orders.iter().filter(|o| is_new(o)));
+    let (prices, log) = if need.is_empty() {
+        (ReferencePrices::new(), Vec::new())
+    } else {
+        fetch(need)?
+    };
+    limits::check(b, limits, is_new, Prices::Reference(&prices))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let n = b.orders.iter().filter(|o| is_new(o)).count();
+    let mut line = format!("limits: {n} order(s) to send, all within the limits");
+    if !prices.is_empty() {
+        let refs: Vec<String> = prices
+            .iter()
+            .filter_map(|(p, r)| r.as_ref().ok().map(|r| format!("{p} {r}")))
+            .collect();
+        line.push_str(&format!(" (reference prices: {})", refs.join(", ")));
+    }
+    Ok((log, Some(line)))
 }

@@ -1,9 +1,12 @@
-//! `hqx plan FILE`: what `run` would do; send and write nothing.
+//! `hqx plan FILE`: what `run` would do; place and write nothing. The
+//! pre-trade limits are checked as `run` checks them, reading reference
+//! prices from the exchange's ticker when a limit needs one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{load_batch, queries_word, Failure};
+use super::{load_batch, load_limits, pre_trade, queries_word, Failure};
+use crate::connect::{Connection, Exchange};
 use crate::executor::exit;
 use crate::journal::{BatchRefusal, Journal, OrderRow};
 use crate::order::OrderState;
@@ -13,12 +16,37 @@ use crate::order::OrderState;
 pub struct Args {
     /// The batch file.
     pub file: PathBuf,
+    /// A limits file shared by many batches; with the batch's own
+    /// `limits:`, the stricter rule wins.
+    #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+    /// How to reach the exchange, used only for the reference prices that
+    /// limits need.
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 /// List each order as to place, already placed, to resolve, or CONFLICT.
 pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let file = &args.file;
     let b = load_batch(file)?;
+    let lim = load_limits(&b, args.limits.as_deref())?;
+    let (_, checked) = pre_trade(journal_path, &b, lim.as_ref(), |pairs| {
+        // Without the exchange, each price is missing for that reason:
+        // the orders that need one are refused along with every other breach.
+        let mut ex = match Exchange::open(journal_path, &args.conn) {
+            Ok(ex) => ex,
+            Err(f) => {
+                let why = format!("plan cannot reach the exchange: {}", f.message);
+                let prices = pairs.into_iter().map(|p| (p, Err(why.clone()))).collect();
+                return Ok((prices, Vec::new()));
+            }
+        };
+        let client = ex.client(&args.conn)?;
+        let got = ex.rt.block_on(crate::reference::fetch(&client, pairs));
+        ex.shutdown();
+        Ok(got)
+    })?;
     let (rows, conflicts) = if journal_path.exists() {
         let j = Journal::open(journal_path)?;
         let conflicts: HashMap<String, String> = match j.check(&b, None)? {
@@ -35,6 +63,9 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
     let (mut place, mut done, mut other) = (0, 0, 0);
     println!("batch `{}` ({}):", b.id, file.display());
+    if let Some(line) = checked {
+        println!("  {line}");
+    }
     for spec in &b.orders {
         let (what, extra) = match (conflicts.get(&spec.id), by_id.get(spec.id.as_str())) {
             (Some(journal_body), _) => ("CONFLICT", format!(" (journal has {journal_body})")),

@@ -176,8 +176,7 @@ fn changed_orders(r: &ReconcileReport) -> usize {
     r.changes.iter().filter(|c| c.batch_id.is_some()).count()
 }
 
-fn label(f: &FindingRow, strict: bool) -> &'static str {
-    let _ = strict;
+fn label(f: &FindingRow) -> &'static str {
     match f.seen {
         crate::journal::Seen::New => "NEW",
         crate::journal::Seen::Reopened => "AGAIN",
@@ -227,7 +226,7 @@ fn human(account: &str, r: &ReconcileReport) -> String {
             let _ = writeln!(
                 o,
                 "  {:<7} #{:<4} {:<20} {:<28} {}{}",
-                label(f, false),
+                label(f),
                 f.id,
                 f.kind,
                 f.subject,
@@ -354,7 +353,7 @@ fn markdown(account: &str, r: &ReconcileReport) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} |",
-                label(f, false),
+                label(f),
                 f.id,
                 f.kind,
                 cell(&f.subject),

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{load_batch, Failure};
+use super::{load_batch, load_limits, pre_trade, Failure};
 use crate::account::{Account, ReadOptions, Stop};
 use crate::batch::Batch;
 use crate::client::now_ms;
 use crate::connect::{lock_batch, Connection, Exchange};
 use crate::executor::{exit, Executor, RunOptions, RunReport};
-use crate::journal::{BatchRefusal, Journal, JournalWriter};
+use crate::journal::{BatchRefusal, Journal, JournalWriter, Write};
 use crate::order::OrderState;
 
 /// Options of `hqx run`.
@@ -29,6 +29,10 @@ pub struct Args {
     /// exchange counts as absent, so that it may be sent again.
     #[arg(long, default_value_t = 30_000)]
     pub absent_grace_ms: u64,
+    /// A limits file shared by many batches; with the batch's own
+    /// `limits:`, the stricter rule wins.
+    #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
 }
 
 /// The message for a batch the journal refuses.
@@ -63,10 +67,15 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     // Everything that can be refused is checked before anything is
     // written or sent.
     let b = Arc::new(load_batch(&args.file)?);
+    let limits = load_limits(&b, args.limits.as_deref())?;
     super::journal::require(journal_path, must_exist)?;
     let _lock = lock_batch(journal_path, &b.id)?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
+    let client = ex.client(&args.conn)?;
+    let (ticker_log, _) = pre_trade(journal_path, &b, limits.as_ref(), |pairs| {
+        Ok(ex.rt.block_on(crate::reference::fetch(&client, pairs)))
+    })?;
 
     // A refusal at the prompt leaves no journal behind: with no journal
     // yet, every order is to place, so ask before creating it.
@@ -90,8 +99,15 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
         .register(&b, &binding, &api_key, now_ms())?
         .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
     let run_id = journal.begin_run(&b.id, "run", now_ms())?;
-
-    let client = ex.client(&args.conn)?;
+    let ticker_log: Vec<Write> = ticker_log
+        .into_iter()
+        .map(|mut r| {
+            r.run_id = Some(run_id);
+            r.batch_id = Some(b.id.clone());
+            Write::Http(r)
+        })
+        .collect();
+    journal.apply(&ticker_log)?;
     let account_id = journal
         .batch_account(&b.id)?
         .ok_or_else(|| Failure::failed("the batch was just registered but has no account"))?;
