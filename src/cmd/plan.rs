@@ -3,6 +3,7 @@
 //! prices from the exchange's ticker when a limit needs one.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{load_batch, load_limits, pre_trade, queries_word, Failure};
@@ -62,9 +63,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     };
     let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
     let (mut place, mut done, mut other) = (0, 0, 0);
-    println!("batch `{}` ({}):", b.id, file.display());
+    // One buffered writer, not a write per line: a plan lists every order.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = writeln!(out, "batch `{}` ({}):", b.id, file.display());
     if let Some(line) = checked {
-        println!("  {line}");
+        let _ = writeln!(out, "  {line}");
     }
     for spec in &b.orders {
         let (what, extra) = match (conflicts.get(&spec.id), by_id.get(spec.id.as_str())) {
@@ -90,7 +93,8 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             }
         };
         let i = &spec.intent;
-        println!(
+        let _ = writeln!(
+            out,
             "  {what:<10} {:<16} {} {} {} {}{}{extra}",
             spec.id,
             i.side,
@@ -103,12 +107,15 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 .unwrap_or_default()
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run",
         conflicts.len(),
         b.queries.len(),
         queries_word(b.queries.len())
     );
+    let _ = out.flush();
+    drop(out);
     Ok(if conflicts.is_empty() {
         exit::OK
     } else {
