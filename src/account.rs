@@ -567,7 +567,12 @@ impl Account {
             .journal
             .call(move |j| j.cursor(account, "trades", ""))
             .await??;
-        let to = now_ms();
+        // The window ends a millisecond before now: a trade made after this
+        // point (once the pages are being read) is stamped after the
+        // window, so "everything up to the cursor was read" holds even for
+        // the trade made in this very millisecond. (A trade stamped earlier
+        // that the exchange lists late is read again by the overlap.)
+        let to = now_ms() - 1;
         let from = cursor.map(|c| c - self.opts.trades_overlap_ms);
         let mut sync = TradeSync {
             window: (from, to),

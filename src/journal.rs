@@ -25,7 +25,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_send_deadline.sql"),
     include_str!("../migrations/0003_accounts_and_reconcile.sql"),
+    include_str!("../migrations/0004_views_and_positions.sql"),
+    include_str!("../migrations/0006_balance_read_window.sql"),
 ];
+
+/// The schema that added `position_figures`: a journal upgraded to it has
+/// its figures computed from its trades when it is opened.
+const FIGURES_SCHEMA: i64 = 4;
+
+mod figures;
 
 /// What went wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -461,6 +469,11 @@ impl Journal {
                     e => e.to_string(),
                 },
             })?;
+        if found < FIGURES_SCHEMA {
+            let tx = conn.transaction().map_err(err)?;
+            figures::rebuild(&tx, path)?;
+            tx.commit().map_err(err)?;
+        }
         if found < known {
             let broken: i64 = conn
                 .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
@@ -736,6 +749,19 @@ impl Journal {
         Ok(n)
     }
 
+    /// Recompute every position's figures from the journaled trades, in
+    /// one transaction; returns (positions, trades).
+    pub fn rebuild_figures(&mut self) -> Result<(usize, i64)> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| sqlite_err(&path, e))?;
+        let n = figures::rebuild(&tx, &path)?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))?;
+        Ok(n)
+    }
+
     /// How many of the account's journaled trades (of `pair`, or all) the
     /// exchange stamped within `from..=to` ms: what a trade window read
     /// again should hold if nothing is new.
@@ -994,13 +1020,49 @@ impl Journal {
     }
 
     /// The account's latest balance snapshot, if any.
-    pub fn last_snapshot(&self, account_id: i64) -> Result<Option<Snapshot>> {
+    /// The latest snapshot of the account before snapshot `before_id` that
+    /// no journaled trade straddles: none stamped between its read's send
+    /// and its answer, widened by `skew_ms` on both sides. Its balances
+    /// hold exactly the trades stamped before it.
+    pub fn last_settled_snapshot(
+        &self,
+        account_id: i64,
+        before_id: i64,
+        skew_ms: i64,
+    ) -> Result<Option<Snapshot>> {
+        self.snapshot_where(account_id, before_id, skew_ms)
+    }
+
+    /// How many of the account's journaled trades are stamped within
+    /// `from..=to` ms.
+    pub fn trades_stamped_within(&self, account_id: i64, from: i64, to: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM trades
+                 WHERE account_id = ?1 AND traded_ms >= ?2 AND traded_ms <= ?3",
+                params![account_id, from, to],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn snapshot_where(
+        &self,
+        account_id: i64,
+        before_id: i64,
+        skew_ms: i64,
+    ) -> Result<Option<Snapshot>> {
         let head: Option<(i64, i64)> = self
             .conn
             .query_row(
-                "SELECT id, taken_ms FROM balance_snapshots WHERE account_id = ?1
-                 ORDER BY id DESC LIMIT 1",
-                [account_id],
+                "SELECT s.id, s.taken_ms FROM balance_snapshots s
+                 WHERE s.account_id = ?1 AND s.id < ?2
+                   AND (NOT EXISTS (
+                        SELECT 1 FROM trades t WHERE t.account_id = s.account_id
+                          AND t.traded_ms >= coalesce(s.sent_ms, s.taken_ms) - ?3
+                          AND t.traded_ms <= s.taken_ms + ?3))
+                 ORDER BY s.id DESC LIMIT 1",
+                params![account_id, before_id, skew_ms],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
@@ -1034,12 +1096,13 @@ impl Journal {
         }))
     }
 
-    /// Journal a balance snapshot; returns its id.
+    /// Journal a balance snapshot, read between `sent_ms` and `taken_ms`;
+    /// returns its id.
     pub fn insert_snapshot(
         &mut self,
         account_id: i64,
         run_id: i64,
-        taken_ms: i64,
+        (sent_ms, taken_ms): (i64, i64),
         balances: &[BalanceRow],
     ) -> Result<i64> {
         let path = self.path.clone();
@@ -1049,8 +1112,9 @@ impl Journal {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
         tx.execute(
-            "INSERT INTO balance_snapshots (account_id, run_id, taken_ms) VALUES (?1, ?2, ?3)",
-            params![account_id, run_id, taken_ms],
+            "INSERT INTO balance_snapshots (account_id, run_id, sent_ms, taken_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![account_id, run_id, sent_ms, taken_ms],
         )
         .map_err(err)?;
         let id = tx.last_insert_rowid();
@@ -1333,7 +1397,7 @@ fn insert_trades(
         )
         .map_err(err)?;
     let now = crate::client::now_ms();
-    let mut new = 0;
+    let mut new = Vec::new();
     for t in trades {
         let n = ins
             .execute(params![
@@ -1355,10 +1419,13 @@ fn insert_trades(
         if n == 0 {
             seen.execute(params![account_id, t.trade_id, run_id])
                 .map_err(err)?;
+        } else {
+            new.push(t);
         }
-        new += n;
     }
-    Ok(new)
+    // The positions' figures change with the trades, in this transaction.
+    figures::apply_new(conn, path, account_id, &new)?;
+    Ok(new.len())
 }
 
 fn sqlite_err(path: &Path, source: rusqlite::Error) -> JournalError {
@@ -1813,6 +1880,44 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn the_settled_snapshot_is_the_latest_that_no_trade_straddles() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
+        let acct = j.account("u", "k", 1).unwrap();
+        let run = j.begin_account_run(acct, "reconcile", 1).unwrap();
+        let usdc = [BalanceRow {
+            currency: "USDC".into(),
+            available: "1".into(),
+            locked: "0".into(),
+            total: "1".into(),
+        }];
+        // Reads of (sent, answered): 100..110, 200..210, 300..310.
+        let a = j.insert_snapshot(acct, run, (100, 110), &usdc).unwrap();
+        let b = j.insert_snapshot(acct, run, (200, 210), &usdc).unwrap();
+        let c = j.insert_snapshot(acct, run, (300, 310), &usdc).unwrap();
+        let trade = |id: &str, at: i64| TradeRow {
+            trade_id: id.into(),
+            traded_ms: Some(at),
+            raw: "{}".into(),
+            ..Default::default()
+        };
+        // A trade stamped while b was read; one 15 ms after a's answer.
+        j.insert_trades(acct, run, &[trade("T1", 205), trade("T2", 125)])
+            .unwrap();
+        let settled = |before, skew| {
+            j.last_settled_snapshot(acct, before, skew)
+                .unwrap()
+                .map(|s| s.id)
+        };
+        assert_eq!(settled(c + 1, 0), Some(c));
+        assert_eq!(settled(c, 0), Some(a), "b is straddled by T1");
+        assert_eq!(settled(b, 0), Some(a));
+        // With 20 ms of skew T2 straddles a too: nothing before c settles.
+        assert_eq!(settled(c, 20), None);
+        assert_eq!(j.trades_stamped_within(acct, 190, 230).unwrap(), 1);
     }
 
     #[test]

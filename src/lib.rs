@@ -13,6 +13,7 @@
 //! - [`order`]: the order state machine: the only place states change.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
+//! - [`positions`]: positions and realized PnL by average cost, exact (the `positions` view's figures).
 //! - [`executor`]: runs a validated batch against a client and a journal.
 //! - [`reconcile`]: keeps the journal true to the exchange account; finds drift.
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
@@ -32,6 +33,7 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod order;
+pub mod positions;
 pub mod reconcile;
 pub mod reference;
 pub mod sandbox;

@@ -289,29 +289,47 @@ impl Reconcile {
             findings.extend(self.fill_findings(&statuses.orders).await?);
         }
 
-        // 6. Balances against the trades between two snapshots.
+        // 6. Balances against the trades between two snapshots. A snapshot
+        //    that a trade straddles (stamped while the read was under way,
+        //    give or take the venue's skew) may or may not hold that trade:
+        //    it is journaled, but compared, and compared with, only once no
+        //    trade straddles it. The comparison is between the latest two
+        //    settled snapshots.
         match balances {
-            Ok((taken_ms, rows)) => {
-                let prev = self
-                    .acct
-                    .journal()
-                    .call(move |j| j.last_snapshot(account))
-                    .await??;
+            Ok(((sent_ms, taken_ms), rows)) => {
                 let rows2 = rows.clone();
                 let id = self
                     .acct
                     .journal()
-                    .call(move |j| j.insert_snapshot(account, run_id, taken_ms, &rows2))
+                    .call(move |j| j.insert_snapshot(account, run_id, (sent_ms, taken_ms), &rows2))
                     .await??;
                 r.snapshot_id = Some(id);
-                if let (Some(prev), true) = (prev, trades_complete) {
-                    let (after, upto) = (prev.taken_ms, taken_ms);
-                    let trades = self
+                if trades_complete {
+                    let skew = self.acct.client().venue().balance_skew_ms as i64;
+                    let (from, to) = (sent_ms - skew, taken_ms + skew);
+                    let straddling = self
                         .acct
                         .journal()
-                        .call(move |j| j.trades_between(account, after, upto))
+                        .call(move |j| j.trades_stamped_within(account, from, to))
                         .await??;
-                    findings.extend(balance_findings(&prev, id, &rows, &trades));
+                    let prev = self
+                        .acct
+                        .journal()
+                        .call(move |j| j.last_settled_snapshot(account, id, skew))
+                        .await??;
+                    if straddling > 0 {
+                        r.notes.push(format!(
+                            "balances were read while {straddling} trade(s) were made; they are compared with the trades at the next reconcile that reads them between trades"
+                        ));
+                    } else if let Some(prev) = prev {
+                        let (after, upto) = (prev.taken_ms, taken_ms);
+                        let trades = self
+                            .acct
+                            .journal()
+                            .call(move |j| j.trades_between(account, after, upto))
+                            .await??;
+                        findings.extend(balance_findings(&prev, id, &rows, &trades));
+                    }
                 }
             }
             Err(why) => r.incomplete.push(format!(
@@ -478,13 +496,15 @@ impl Reconcile {
         Ok(Ok(findings))
     }
 
-    /// The account's balances now: (when read, per currency).
-    async fn read_balances(&self) -> Result<(i64, Vec<BalanceRow>), String> {
+    /// The account's balances now: ((when the read was sent, when its
+    /// answer came), per currency).
+    async fn read_balances(&self) -> Result<((i64, i64), Vec<BalanceRow>), String> {
         let path = self.acct.client().venue().paths.balances.clone();
+        let sent_ms = now_ms();
         let v = self.acct.get_json(&path).await?;
         let taken_ms = now_ms();
         parse_balances(&v)
-            .map(|rows| (taken_ms, rows))
+            .map(|rows| ((sent_ms, taken_ms), rows))
             .map_err(|e| format!("GET {path}: {e}"))
     }
 

@@ -206,6 +206,32 @@ impl Dec {
         self.value
     }
 
+    /// A rust_decimal value, shown with its own digits after the point.
+    pub fn from_value(value: Decimal) -> Dec {
+        Dec {
+            value: value.normalize(),
+            scale: value.scale(),
+        }
+    }
+
+    /// `-self`, shown the same way.
+    pub fn neg(&self) -> Dec {
+        Dec {
+            value: -self.value,
+            scale: self.scale,
+        }
+    }
+
+    /// Whether the value is zero.
+    pub fn is_zero(&self) -> bool {
+        self.value.is_zero()
+    }
+
+    /// Whether the value is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.value.is_sign_negative() && !self.value.is_zero()
+    }
+
     /// `self + other`, exact, shown with the larger scale of the two.
     pub fn add(&self, other: &Dec) -> Result<Dec, DecimalError> {
         let r = self

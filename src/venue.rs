@@ -96,6 +96,13 @@ pub struct Venue {
     /// Margin, in milliseconds, around an order's send time when looking
     /// for it on the exchange (clock skew between hqx and the exchange).
     pub match_window_ms: u64,
+    /// Margin, in milliseconds, around a balance read within which a trade
+    /// may or may not be reflected in the balances: how far the exchange's
+    /// trade timestamps may be from hqx's clock. 0 assumes they agree (the
+    /// sandbox's do); a false `unexplained_balance` right next to a trade
+    /// is the sign to raise it. Too large, and a busy account's snapshots
+    /// are rarely compared.
+    pub balance_skew_ms: u64,
 }
 
 impl Default for Venue {
@@ -110,6 +117,7 @@ impl Default for Venue {
             request_timeout_ms: 10_000,
             client_order_id_field: None,
             match_window_ms: 60_000,
+            balance_skew_ms: 0,
         }
     }
 }

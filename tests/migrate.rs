@@ -1,6 +1,6 @@
-//! A journal written by the previous schema (kept in tests/fixtures, made
-//! by the old binary with the quickstart batch, run twice) is upgraded in
-//! place by any command that opens it, without losing a row.
+//! Journals written by earlier schemas (kept in tests/fixtures, made by
+//! the old binaries) are upgraded in place by any command that opens them,
+//! without losing a row.
 
 use crate::util::Env;
 
@@ -32,7 +32,10 @@ fn a_schema_2_journal_is_upgraded_without_losing_a_row() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("0 to place, 5 already placed"), "{text}");
 
-    assert_eq!(env.one::<i64>("PRAGMA user_version"), 3);
+    assert_eq!(
+        env.one::<i64>("PRAGMA user_version"),
+        hqx::journal::Journal::schema_version()
+    );
     for (t, n) in before {
         assert_eq!(count(t), n, "rows of {t}");
     }
@@ -60,4 +63,120 @@ fn a_schema_2_journal_is_upgraded_without_losing_a_row() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, 2);
+}
+
+/// A schema-3 journal (made by the schema-3 binary against a sandbox: the
+/// quickstart, three orders placed from another journal, two partial
+/// fills, a reconcile and an ack) is upgraded to schema 4 without losing
+/// a row, and its positions are computed from its trades on the way.
+#[test]
+fn a_schema_3_journal_is_upgraded_and_its_positions_filled() {
+    let env = Env::new();
+    std::fs::copy("tests/fixtures/journal-schema-3.db", env.journal_path()).unwrap();
+    let count = |t: &str| env.one::<i64>(&format!("SELECT count(*) FROM {t}"));
+    let tables = [
+        "accounts",
+        "batches",
+        "runs",
+        "orders",
+        "order_events",
+        "http_log",
+        "trades",
+        "query_results",
+        "sync_cursors",
+        "balance_snapshots",
+        "balances",
+        "external_orders",
+        "findings",
+    ];
+    // The columns each table had before: later schemas may add some.
+    let columns: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            env.one(&format!(
+                "SELECT group_concat(name, ', ') FROM pragma_table_info('{t}')"
+            ))
+        })
+        .collect();
+    let dump = |t: &str, cols: &str| -> Vec<String> {
+        let db = env.db();
+        let mut st = db
+            .prepare(&format!("SELECT {cols} FROM {t} ORDER BY rowid"))
+            .unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| {
+            Ok((0..n)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let before: Vec<Vec<String>> = tables
+        .iter()
+        .zip(&columns)
+        .map(|(t, c)| dump(t, c))
+        .collect();
+    assert_eq!(env.one::<i64>("PRAGMA user_version"), 3);
+    assert!(count("trades") > 0);
+
+    // hqx sql only reads: on the old schema it says how to upgrade.
+    env.hqx()
+        .args(["sql", "SELECT * FROM positions"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(format!(
+            "this journal has schema 3 and this hqx writes {}",
+            hqx::journal::Journal::schema_version()
+        )))
+        .stderr(predicates::str::contains("`hqx journal check` upgrades it"));
+    assert_eq!(env.one::<i64>("PRAGMA user_version"), 3);
+
+    env.hqx().args(["journal", "check"]).assert().code(0);
+
+    assert_eq!(
+        env.one::<i64>("PRAGMA user_version"),
+        hqx::journal::Journal::schema_version()
+    );
+    for ((t, c), rows) in tables.iter().zip(&columns).zip(before) {
+        assert_eq!(dump(t, c), rows, "{t}: every row, every value, kept");
+    }
+    // Figures for every pair traded, from every trade.
+    assert_eq!(
+        env.one::<i64>("SELECT count(*) FROM positions"),
+        env.one::<i64>("SELECT count(DISTINCT account_id || pair) FROM trades")
+    );
+    assert_eq!(
+        env.one::<i64>("SELECT sum(trades) FROM positions"),
+        count("trades")
+    );
+    // BTC-USDC: bought 0.25 at 24012, sold 0.4 at 23988 (0.25 closed at a
+    // loss of 6, 0.15 short at 23988), bought 0.04 at 22500 (closes 0.04 of
+    // the short: 3598.2 × 0.04 / 0.15 = 959.52 released, 59.52 realized).
+    let btc: (String, String, String, String) = env
+        .db()
+        .query_row(
+            "SELECT net_quantity, average_cost, open_cost, realized_pnl FROM positions
+             WHERE pair = 'BTC-USDC'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        btc,
+        (
+            "-0.11".into(),
+            "23988".into(),
+            "2638.68".into(),
+            "53.52".into()
+        )
+    );
+    let bak = format!("{}.schema-3.bak", env.journal_path().display());
+    let old = rusqlite::Connection::open(&bak).unwrap();
+    let v: i64 = old
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 3);
 }

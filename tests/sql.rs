@@ -503,6 +503,72 @@ fn every_example_query_answers_on_a_real_journal() {
                     .iter()
                     .all(|r| !r["endpoint"].as_str().unwrap().contains('?')));
             }
+            "positions" => {
+                assert_eq!(
+                    example(&env, f, &[]),
+                    vec![
+                        serde_json::json!({"account_id": 1, "pair": "BTC-USDC", "net_quantity": "2",
+                                           "average_cost": "24012", "open_cost": "48024", "trades": 1}),
+                        serde_json::json!({"account_id": 1, "pair": "ETH-USDC", "net_quantity": "-1.5",
+                                           "average_cost": "1599.2", "open_cost": "2398.8", "trades": 1}),
+                    ]
+                );
+            }
+            "realized_pnl" => {
+                let rows = example(&env, f, &[]);
+                let got: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["pair"].as_str().unwrap(),
+                            r["currency"].as_str().unwrap(),
+                            r["realized_pnl"].as_str().unwrap(),
+                            r["realized_pnl_less_fees"].as_str().unwrap(),
+                        )
+                    })
+                    .collect();
+                // Nothing closed yet: only the fees (0.1 % of each trade).
+                assert_eq!(
+                    got,
+                    vec![
+                        ("BTC-USDC", "USDC", "0", "-48.024"),
+                        ("ETH-USDC", "USDC", "0", "-2.3988"),
+                    ]
+                );
+            }
+            "external_fills" => {
+                // Every trade of this journal is a batch order's.
+                assert_eq!(example(&env, f, &[]), Vec::<serde_json::Value>::new());
+                let copy = env.path("external.db");
+                std::fs::copy(env.journal_path(), &copy).unwrap();
+                let db = rusqlite::Connection::open(&copy).unwrap();
+                db.execute_batch(
+                    "UPDATE trades SET exchange_order_id = 'O-elsewhere' WHERE side = 'sell'",
+                )
+                .unwrap();
+                drop(db);
+                let mut c = sql(&env);
+                c.arg("--journal")
+                    .arg(&copy)
+                    .args(["--format", "json", "--file"])
+                    .arg(f);
+                let rows: Vec<serde_json::Value> =
+                    serde_json::from_str(&stdout_of(&mut c)).unwrap();
+                assert_eq!(rows.len(), 1);
+                assert_eq!(rows[0]["exchange_order_id"], "O-elsewhere");
+                assert!(rows[0]["traded_at"].as_str().unwrap().ends_with('Z'));
+            }
+            "latency_on_day" => {
+                let today: String = env.one("SELECT date('now')");
+                let rows = example(&env, f, &[("day", &today)]);
+                let total: i64 = rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum();
+                assert_eq!(total, http_total);
+                for r in &rows {
+                    assert!(r["p50_ms"].as_f64() <= r["p99_ms"].as_f64(), "{r}");
+                    assert!(r["p99_ms"].as_f64() <= r["max_ms"].as_f64(), "{r}");
+                }
+                assert!(example(&env, f, &[("day", "2001-01-01")]).is_empty());
+            }
             other => {
                 panic!("examples/queries/{other}.sql has no test: add its expected answer here")
             }

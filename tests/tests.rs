@@ -16,3 +16,4 @@ mod run;
 mod sandbox_market;
 mod sql;
 mod validate;
+mod views;

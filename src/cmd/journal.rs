@@ -1,4 +1,4 @@
-//! `hqx journal init|backup|check`: look after the journal itself.
+//! `hqx journal init|backup|check|rebuild`: look after the journal itself.
 //!
 //! A journal lost between CI runs must never lead to orders placed twice,
 //! yet a run on a fresh journal sends its whole batch again. So a
@@ -36,6 +36,11 @@ pub enum Action {
     },
     /// Check the journal's integrity and schema version.
     Check,
+    /// Recompute every position's figures (the `positions` and
+    /// `position_fees` views) from the journaled trades, in one
+    /// transaction. hqx keeps them up to date itself; this mends them after
+    /// a by-hand edit of `trades`, or checks that they agree.
+    Rebuild,
 }
 
 /// Refuse to go on without a journal when the user asked for that.
@@ -83,6 +88,21 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             let j = Journal::open(journal_path)?;
             j.backup_to(path)?;
             println!("{} -> {}", journal_path.display(), path.display());
+            Ok(exit::OK)
+        }
+        Action::Rebuild => {
+            require(journal_path, true).map_err(|_| {
+                Failure::usage(format!(
+                    "no journal at {}; pass --journal",
+                    journal_path.display()
+                ))
+            })?;
+            let mut j = Journal::open(journal_path)?;
+            let (positions, trades) = j.rebuild_figures()?;
+            println!(
+                "{}: figures of {positions} position(s) recomputed from {trades} trade(s)",
+                journal_path.display()
+            );
             Ok(exit::OK)
         }
         Action::Check => {

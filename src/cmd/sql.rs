@@ -95,7 +95,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     }
     let denied: Arc<Mutex<Option<String>>> = Arc::default();
     let conn = open_read_only(journal_path, denied.clone())?;
-    let failure = |e: rusqlite::Error| sql_failure(e, &sql, &denied, journal_path);
+    let failure = |e: rusqlite::Error| {
+        let mut f = sql_failure(e, &sql, &denied, journal_path);
+        f.message.push_str(&older_schema_hint(&conn, &f.message));
+        f
+    };
 
     let mut batch = Batch::new(&conn, &sql);
     let mut stmt = match batch.next() {
@@ -417,6 +421,25 @@ fn fetch(stmt: &mut Statement<'_>) -> rusqlite::Result<(Vec<String>, Rows)> {
         out.push(values);
     }
     Ok((names, out))
+}
+
+/// When a table or column is missing and the journal was written by an
+/// older schema (hqx sql never upgrades it: it only reads), say how to
+/// upgrade; otherwise nothing.
+fn older_schema_hint(conn: &Connection, message: &str) -> String {
+    if !message.contains("no such table") && !message.contains("no such column") {
+        return String::new();
+    }
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap_or(0);
+    let known = crate::journal::Journal::schema_version();
+    if found >= known {
+        return String::new();
+    }
+    format!(
+        "\nthis journal has schema {found} and this hqx writes {known} (the views, such as `positions`, came with schema 4): `hqx journal check` upgrades it, keeping a copy of the old file beside it"
+    )
 }
 
 /// A failed statement as the user's error: refusals name what was
