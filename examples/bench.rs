@@ -54,7 +54,11 @@ fn batch_text(id: &str, orders: usize) -> String {
 /// Order i: half fill at once (trades), half rest on the book; small
 /// enough that both phases of a run stay within the sandbox's funds.
 fn order(i: usize) -> (&'static str, String) {
-    let price = if i.is_multiple_of(2) { "25000.00" } else { "20000.00" };
+    let price = if i.is_multiple_of(2) {
+        "25000.00"
+    } else {
+        "20000.00"
+    };
     (price, format!("0.00{:03}", i % 999 + 1))
 }
 
