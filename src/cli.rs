@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{self, Failure};
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// hqx: run declarative order batches on Haqqex, exactly once, journaled in SQLite.
 #[derive(Debug, Parser)]
@@ -22,6 +24,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Output format, colour, quiet, CI dialect, env file.
+    #[command(flatten)]
+    pub output: crate::output::Options,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -48,20 +53,69 @@ pub enum Command {
     Journal(cmd::journal::Args),
     /// Run one read-only SQL statement on the journal; print its rows.
     Sql(cmd::sql::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
+    /// Print hqx's man page (roff) to stdout.
+    Man(cmd::man::Args),
 }
 
-/// Run the parsed command; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32, Failure> {
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate(_) => "validate",
+            Command::Plan(_) => "plan",
+            Command::Run(_) => "run",
+            Command::Sandbox(_) => "sandbox",
+            Command::Resolve(_) => "resolve",
+            Command::Reconcile(_) => "reconcile",
+            Command::Ack(_) => "ack",
+            Command::Journal(_) => "journal",
+            Command::Sql(_) => "sql",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+}
+
+/// Run the parsed command, speaking through one [`Shell`]; returns the
+/// exit code. Under `--output json` the last line is always a `summary`.
+pub fn run(cli: Cli) -> i32 {
+    // These print their own thing (a server's lines, a script, a page):
+    // never JSON lines.
+    let mut opts = cli.output.clone();
+    if matches!(
+        cli.command,
+        Command::Sandbox(_) | Command::Completions(_) | Command::Man(_)
+    ) {
+        opts.output = crate::output::Format::Human;
+    }
+    let mut sh = Shell::new(&opts, cli.command.name());
+    match dispatch(&cli, &mut sh) {
+        Ok(code) => {
+            sh.end_group();
+            if !sh.summarized() {
+                sh.summary(Record::new("summary"), code);
+            }
+            code
+        }
+        Err(f) => sh.fail(&f),
+    }
+}
+
+fn dispatch(cli: &Cli, sh: &mut Shell) -> Result<i32, Failure> {
     let journal = &cli.journal;
     match &cli.command {
-        Command::Validate(a) => cmd::validate::run(a),
-        Command::Plan(a) => cmd::plan::run(journal, a),
-        Command::Run(a) => cmd::run::run(journal, cli.journal_must_exist, a),
+        Command::Validate(a) => cmd::validate::run(a, sh),
+        Command::Plan(a) => cmd::plan::run(journal, a, sh),
+        Command::Run(a) => cmd::run::run(journal, cli.journal_must_exist, a, sh),
         Command::Sandbox(a) => cmd::sandbox::run(a),
-        Command::Resolve(a) => cmd::resolve::run(journal, a),
-        Command::Reconcile(a) => cmd::reconcile::run(journal, cli.journal_must_exist, a),
-        Command::Ack(a) => cmd::ack::run(journal, a),
-        Command::Journal(a) => cmd::journal::run(journal, a),
-        Command::Sql(a) => cmd::sql::run(journal, a),
+        Command::Resolve(a) => cmd::resolve::run(journal, a, sh),
+        Command::Reconcile(a) => cmd::reconcile::run(journal, cli.journal_must_exist, a, sh),
+        Command::Ack(a) => cmd::ack::run(journal, a, sh),
+        Command::Journal(a) => cmd::journal::run(journal, a, sh),
+        Command::Sql(a) => cmd::sql::run(journal, a, sh),
+        Command::Completions(a) => cmd::completions::run(a),
+        Command::Man(a) => cmd::man::run(a),
     }
 }

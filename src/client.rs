@@ -147,7 +147,23 @@ pub struct Client {
     paused_until: Mutex<Option<Instant>>,
     slots: Semaphore,
     ahead: Semaphore,
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// What a request did, for a progress display ([`Client::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEvent {
+    /// A signed request is about to leave.
+    Sent,
+    /// Its answer came: `ok` is false for no answer or an HTTP status >= 400.
+    Answered {
+        /// Whether the exchange answered below 400.
+        ok: bool,
+    },
+}
+
+/// Called for every [`RequestEvent`]; must not block.
+pub type Observer = Arc<dyn Fn(RequestEvent) + Send + Sync>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -188,9 +204,22 @@ impl Client {
             paused_until: Mutex::new(None),
             slots: Semaphore::new(cfg.concurrency.max(1)),
             ahead: Semaphore::new(cfg.concurrency.max(1) * AHEAD_PER_SLOT),
+            observer: std::sync::OnceLock::new(),
             cfg,
             creds,
         })
+    }
+
+    /// Tell `f` about every request from now on (once per client; a
+    /// second observer is ignored). Used for the progress bar.
+    pub fn observe(&self, f: Observer) {
+        let _ = self.observer.set(f);
+    }
+
+    fn notify(&self, e: RequestEvent) {
+        if let Some(f) = self.observer.get() {
+            f(e);
+        }
     }
 
     /// The base URL.
@@ -351,6 +380,7 @@ impl Client {
             Method::Delete => reqwest::Method::DELETE,
         };
         let started = Instant::now();
+        self.notify(RequestEvent::Sent);
         let mut req = self.http.request(m, &url);
         if let Some(t) = timeout {
             req = req.timeout(t);
@@ -389,6 +419,9 @@ impl Client {
                 }
             }
         };
+        self.notify(RequestEvent::Answered {
+            ok: matches!(&result, Ok(r) if r.status < 400),
+        });
         let record = HttpRecord {
             run_id: None,
             at_ms: ts,

@@ -167,13 +167,13 @@ pub fn lock_batch(journal_path: &Path, batch_id: &str) -> Result<std::fs::File, 
         .map_err(|e| Failure::failed(format!("cannot create lock file {}: {e}", path.display())))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure {
-            code: exit::BUSY,
-            message: format!(
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::with_code(
+            exit::BUSY,
+            format!(
                 "batch `{batch_id}` is busy: another hqx is running it on journal {}; wait for it to finish, then run again",
                 journal_path.display()
             ),
-        }),
+        )),
         Err(std::fs::TryLockError::Error(e)) => Err(Failure::failed(format!(
             "cannot lock {}: {e}",
             path.display()
@@ -184,7 +184,13 @@ pub fn lock_batch(journal_path: &Path, batch_id: &str) -> Result<std::fs::File, 
 /// Credentials for the in-process sandbox: made once, kept beside the
 /// journal in the exchange's own key-object format.
 fn sandbox_credentials(journal_path: &Path) -> Result<Credentials, Failure> {
-    let path = sidecar(journal_path, ".sandbox-key.json");
+    sandbox_key_file(&sidecar(journal_path, ".sandbox-key.json"))
+}
+
+/// A sandbox's key pair, kept in `path` as the exchange's key object
+/// (owner-only): read if it is there, made and written if not.
+pub fn sandbox_key_file(path: &Path) -> Result<Credentials, Failure> {
+    let path = path.to_path_buf();
     if path.exists() {
         return Credentials::from_key_file(&path).map_err(Failure::usage);
     }

@@ -46,6 +46,8 @@ pub mod exit {
     pub const BUSY: i32 = 4;
     /// `reconcile` found drift: findings not seen before.
     pub const DRIFT: i32 = 5;
+    /// `plan --detailed-exitcode`: there is something to place or resolve.
+    pub const CHANGES: i32 = 6;
     /// Interrupted (Ctrl-C); in-flight requests were journaled.
     pub const INTERRUPTED: i32 = 130;
 }

@@ -8,7 +8,7 @@
 //! thousand orders marked `sending` at once cost one transaction, not a
 //! thousand.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -838,6 +838,43 @@ impl Journal {
         Ok(ids)
     }
 
+    /// The account's external orders as last journaled, by exchange id.
+    pub fn external_orders(
+        &self,
+        account_id: i64,
+    ) -> Result<HashMap<String, crate::client::ExchangeOrder>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT exchange_order_id, pair, side, type, quantity, price, status,
+                        filled_quantity, average_price, created_ms, raw
+                 FROM external_orders WHERE account_id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([account_id], |r| {
+                Ok(crate::client::ExchangeOrder {
+                    id: r.get(0)?,
+                    pair: r.get(1)?,
+                    side: r.get(2)?,
+                    kind: r.get(3)?,
+                    quantity: r.get(4)?,
+                    price: r.get(5)?,
+                    status: r.get(6)?,
+                    filled_quantity: r.get(7)?,
+                    average_price: r.get(8)?,
+                    created_ms: r.get(9)?,
+                    client_order_id: None,
+                    raw: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .map(|r| r.map(|o| (o.id.clone(), o)))
+            .collect::<std::result::Result<HashMap<_, _>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
     /// Finish a run with its exit code and a one-line summary.
     pub fn finish_run(
         &mut self,
@@ -1277,7 +1314,9 @@ impl Journal {
         let n = self
             .conn
             .execute(
-                "UPDATE findings SET status = 'acknowledged', ack_note = ?2, ack_ms = ?3
+                "UPDATE findings SET status = 'acknowledged', ack_ms = ?3,
+                        ack_note = CASE WHEN ack_note IS NULL OR ack_note = '' THEN ?2
+                                        ELSE ack_note || char(10) || ?2 END
                  WHERE id = ?1",
                 params![id, note, now_ms],
             )

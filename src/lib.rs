@@ -19,6 +19,7 @@
 //! - [`sandbox`]: a Haqqex-compatible exchange on loopback, with faults.
 //! - [`connect`]: reaching the exchange: key, venue, sandbox, account.
 //! - [`sql_functions`]: exact decimal functions for `hqx sql` (as sqlite3's decimal extension).
+//! - [`output`]: how hqx speaks: human text, JSON lines, GitHub Actions, progress, colour.
 //! - [`cli`]: the command line, parsed; [`cmd`]: one module per subcommand.
 
 pub mod account;
@@ -33,6 +34,7 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod order;
+pub mod output;
 pub mod positions;
 pub mod reconcile;
 pub mod reference;

@@ -10,7 +10,25 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = hqx::cli::Cli::parse();
+    let mut cli = hqx::cli::Cli::parse();
+    // `--env-file`: read it, then parse again so that options taking their
+    // default from the environment see it. Variables already set win.
+    // Values are never printed (a key read this way is as secret as any).
+    if let Some(file) = cli.output.env_file.clone() {
+        if let Err(e) = dotenvy::from_path(&file) {
+            eprintln!(
+                "error: --env-file {}: {}; check the path and the KEY=VALUE lines (values are not shown)",
+                file.display(),
+                match e {
+                    dotenvy::Error::LineParse(_, i) => format!("cannot parse it near byte {i}"),
+                    dotenvy::Error::Io(e) => e.to_string(),
+                    _ => "cannot read it".to_string(),
+                }
+            );
+            std::process::exit(hqx::executor::exit::USAGE);
+        }
+        cli = hqx::cli::Cli::parse();
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -23,12 +41,5 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let code = match hqx::cli::run(cli) {
-        Ok(code) => code,
-        Err(f) => {
-            eprintln!("hqx: {}", f.message);
-            f.code
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(hqx::cli::run(cli));
 }

@@ -424,7 +424,7 @@ impl Reconcile {
             .acct
             .journal()
             .call(move |j| -> Result<_, JournalError> {
-                Ok((j.exchange_ids_in_use(account)?, j.external_ids(account)?))
+                Ok((j.exchange_ids_in_use(account)?, j.external_orders(account)?))
             })
             .await??;
         let on_the_way: Vec<&OrderRow> = journal_orders
@@ -447,7 +447,7 @@ impl Reconcile {
             if could_be_ours {
                 continue;
             }
-            if !known_external.contains(&e.id) {
+            if !known_external.contains_key(&e.id) {
                 let e2 = e.clone();
                 if self
                     .acct
@@ -461,18 +461,7 @@ impl Reconcile {
             findings.push(Finding {
                 kind: "external_order".into(),
                 subject: e.id.clone(),
-                detail: format!(
-                    "{} {} {} {}{} ({}), placed outside this journal",
-                    e.side.as_deref().unwrap_or("?"),
-                    e.quantity.as_deref().unwrap_or("?"),
-                    e.pair.as_deref().unwrap_or("?"),
-                    e.kind.as_deref().unwrap_or("?"),
-                    e.price
-                        .as_deref()
-                        .map(|p| format!(" @ {p}"))
-                        .unwrap_or_default(),
-                    e.status.as_deref().unwrap_or("open"),
-                ),
+                detail: external_detail(&e),
                 fingerprint: e.id.clone(),
             });
         }
@@ -483,12 +472,12 @@ impl Reconcile {
         // External orders found by earlier reconciles are still external:
         // keep them listed (known), not cleared.
         let listed_now: HashSet<String> = findings.iter().map(|f| f.subject.clone()).collect();
-        for id in known_external {
+        for (id, e) in known_external {
             if !listed_now.contains(&id) {
                 findings.push(Finding {
                     kind: "external_order".into(),
                     subject: id.clone(),
-                    detail: "placed outside this journal (seen by an earlier reconcile)".into(),
+                    detail: external_detail(&e),
                     fingerprint: id,
                 });
             }
@@ -583,6 +572,23 @@ impl Reconcile {
         }
         Ok(out)
     }
+}
+
+/// What an external order's finding says: the order as the exchange
+/// showed it last.
+fn external_detail(e: &ExchangeOrder) -> String {
+    format!(
+        "{} {} {} {}{} ({}), placed outside this journal",
+        e.side.as_deref().unwrap_or("?"),
+        e.quantity.as_deref().unwrap_or("?"),
+        e.pair.as_deref().unwrap_or("?"),
+        e.kind.as_deref().unwrap_or("?"),
+        e.price
+            .as_deref()
+            .map(|p| format!(" @ {p}"))
+            .unwrap_or_default(),
+        e.status.as_deref().unwrap_or("open"),
+    )
 }
 
 fn change(kind: &'static str, o: &OrderRow, detail: String) -> Change {

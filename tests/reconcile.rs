@@ -177,6 +177,12 @@ fn fills_are_a_sync_an_outside_order_is_drift_and_the_next_reconcile_is_quiet() 
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(third.summary()["drift"], 0);
     assert_eq!(third.findings("external_order")[0]["status"], "known");
+    // Known, it is still described (it is no longer among the orders
+    // created since the last reconcile).
+    assert_eq!(
+        third.findings("external_order")[0]["detail"],
+        "buy 0.5 ETH-USDC limit @ 1000 (open), placed outside this journal"
+    );
     let run: i64 = env.one("SELECT max(id) FROM runs WHERE command = 'reconcile'");
     assert_eq!(
         env.one::<i64>(&format!(
@@ -274,6 +280,28 @@ fn a_cancel_by_hand_and_an_outside_order_s_fill_are_syncs_not_drift() {
 }
 
 #[test]
+fn a_known_outside_order_keeps_its_description_once_it_is_old() {
+    let env = Env::new();
+    // No margin: the second reconcile lists only orders created after
+    // the first, so the outside order comes from the journal then.
+    let venue = env.write("venue.yaml", "match_window_ms: 0\n");
+    let reco = |env: &Env| reconcile(env, &["--venue", venue.to_str().unwrap()]);
+    place_outside(
+        &env,
+        r#"{"pair":"ETH-USDC","type":"limit","side":"buy","quantity":"0.5","price":"1000"}"#,
+    );
+    assert_eq!(reco(&env).code, 5);
+    let again = reco(&env);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let f = again.findings("external_order");
+    assert_eq!(f[0]["status"], "known");
+    assert_eq!(
+        f[0]["detail"],
+        "buy 0.5 ETH-USDC limit @ 1000 (open), placed outside this journal"
+    );
+}
+
+#[test]
 fn journaled_trades_beyond_an_order_or_unreadable_are_findings() {
     let env = Env::new();
     let f = env.write("b.yaml", QUICK);
@@ -357,6 +385,15 @@ fn a_deposit_is_drift_once_known_after_and_quiet_when_acknowledged() {
     assert_eq!(
         env.one::<String>("SELECT status || ': ' || ack_note FROM findings"),
         "acknowledged: treasury top-up, ticket 42"
+    );
+    // A second ack adds its note; the first is kept.
+    env.hqx()
+        .args(["ack", &id.to_string(), "--note", "confirmed by treasury"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        env.one::<String>("SELECT ack_note FROM findings"),
+        "treasury top-up, ticket 42\nconfirmed by treasury"
     );
     env.hqx()
         .args(["ack", "999", "--note", "x"])

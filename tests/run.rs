@@ -298,3 +298,63 @@ fn the_standalone_sandbox_serves_a_venue_profile() {
         assert!(o.received_body.contains(cid));
     }
 }
+
+/// Start `hqx sandbox` with `args`; its process and the variables it
+/// printed (HQX_BASE_URL, HAQQEX_PUBLIC_KEY, HAQQEX_PRIVATE_KEY).
+fn standalone_sandbox(
+    args: &[&std::ffi::OsStr],
+) -> (
+    std::process::Child,
+    std::collections::HashMap<String, String>,
+) {
+    use std::io::BufRead;
+    let mut sandbox = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
+        .env_clear()
+        .args(["sandbox", "--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sandbox.stdout.take().unwrap()).lines();
+    let mut vars = std::collections::HashMap::new();
+    while vars.len() < 3 {
+        let line = lines
+            .next()
+            .expect("the sandbox printed its settings")
+            .unwrap();
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("stdout holds only NAME=value lines: {line}"));
+        vars.insert(k.to_string(), v.to_string());
+    }
+    (sandbox, vars)
+}
+
+#[test]
+fn a_standalone_sandbox_with_a_state_file_keeps_its_key_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("exchange.jsonl");
+    let stop = |mut c: std::process::Child| {
+        std::process::Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    };
+    let (first, a) = standalone_sandbox(&["--state".as_ref(), state.as_os_str()]);
+    stop(first);
+    let (second, b) = standalone_sandbox(&["--state".as_ref(), state.as_os_str()]);
+    stop(second);
+    assert_eq!(a["HAQQEX_PUBLIC_KEY"], b["HAQQEX_PUBLIC_KEY"]);
+    assert_eq!(a["HAQQEX_PRIVATE_KEY"], b["HAQQEX_PRIVATE_KEY"]);
+    let key_file = dir.path().join("exchange.jsonl.key.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // Without a state file each start is a new account.
+    let (third, c) = standalone_sandbox(&[]);
+    stop(third);
+    assert_ne!(a["HAQQEX_PUBLIC_KEY"], c["HAQQEX_PUBLIC_KEY"]);
+}

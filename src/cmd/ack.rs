@@ -9,6 +9,8 @@ use super::Failure;
 use crate::client::now_ms;
 use crate::executor::exit;
 use crate::journal::Journal;
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// Options of `hqx ack`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +23,7 @@ pub struct Args {
 }
 
 /// Acknowledge the finding.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
     super::journal::require(journal_path, true).map_err(|_| {
         Failure::usage(format!(
             "no journal at {}; pass --journal",
@@ -36,12 +38,21 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     let mut j = Journal::open(journal_path)?;
     match j.ack_finding(args.id, args.note.trim(), now_ms())? {
         Some(f) => {
-            println!(
+            sh.say(&format!(
                 "finding #{} ({} {}) acknowledged: {}",
                 f.id,
                 f.kind,
                 f.subject,
                 args.note.trim()
+            ));
+            sh.record(
+                Record::new("finding")
+                    .field("id", f.id)
+                    .field("kind", &f.kind)
+                    .field("subject", &f.subject)
+                    .field("status", "acknowledged")
+                    .field("drift", false)
+                    .field("ack_note", args.note.trim()),
             );
             Ok(exit::OK)
         }

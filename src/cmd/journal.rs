@@ -13,6 +13,8 @@ use clap::Subcommand;
 use super::Failure;
 use crate::executor::exit;
 use crate::journal::Journal;
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// Options of `hqx journal`.
 #[derive(Debug, clap::Args)]
@@ -55,12 +57,12 @@ pub fn require(journal_path: &Path, must_exist: bool) -> Result<(), Failure> {
 }
 
 /// Run the action; returns the exit code.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
     match &args.action {
         Action::Init => {
             let existed = journal_path.exists();
             Journal::open(journal_path)?;
-            println!(
+            sh.say(&format!(
                 "{} {} (schema {})",
                 if existed {
                     "journal exists:"
@@ -69,6 +71,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                 },
                 journal_path.display(),
                 Journal::schema_version()
+            ));
+            sh.record(
+                record("init", journal_path)
+                    .field("created", !existed)
+                    .field("schema", Journal::schema_version()),
             );
             Ok(exit::OK)
         }
@@ -87,7 +94,8 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             }
             let j = Journal::open(journal_path)?;
             j.backup_to(path)?;
-            println!("{} -> {}", journal_path.display(), path.display());
+            sh.say(&format!("{} -> {}", journal_path.display(), path.display()));
+            sh.record(record("backup", journal_path).field("backup", path.display().to_string()));
             Ok(exit::OK)
         }
         Action::Rebuild => {
@@ -99,9 +107,14 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             })?;
             let mut j = Journal::open(journal_path)?;
             let (positions, trades) = j.rebuild_figures()?;
-            println!(
+            sh.say(&format!(
                 "{}: figures of {positions} position(s) recomputed from {trades} trade(s)",
                 journal_path.display()
+            ));
+            sh.record(
+                record("rebuild", journal_path)
+                    .field("positions", positions)
+                    .field("trades", trades),
             );
             Ok(exit::OK)
         }
@@ -115,7 +128,7 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             let found = Journal::file_schema_version(journal_path)?;
             let j = Journal::open(journal_path)?;
             let problems = j.integrity_check()?;
-            println!(
+            sh.say(&format!(
                 "{}: schema {found}{}, this hqx writes {}",
                 journal_path.display(),
                 if found < Journal::schema_version() {
@@ -124,13 +137,18 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
                     ""
                 },
                 Journal::schema_version()
+            ));
+            sh.record(
+                record("check", journal_path)
+                    .field("schema", found)
+                    .field("integrity", &problems),
             );
             if problems.is_empty() {
-                println!("integrity: ok");
+                sh.say("integrity: ok");
                 Ok(exit::OK)
             } else {
                 for p in &problems {
-                    println!("integrity: {p}");
+                    sh.say(&format!("integrity: {p}"));
                 }
                 Err(Failure::failed(format!(
                     "{} integrity problem(s): restore the journal from a backup (hqx journal backup) and keep this file for inspection",
@@ -139,4 +157,11 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
             }
         }
     }
+}
+
+/// A `journal` record: what was done to which journal.
+fn record(action: &str, path: &Path) -> Record {
+    Record::new("journal")
+        .field("action", action)
+        .field("path", path.display().to_string())
 }

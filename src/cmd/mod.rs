@@ -5,7 +5,9 @@
 //! that says what to do next. `main` maps them to the process exit code.
 
 pub mod ack;
+pub mod completions;
 pub mod journal;
+pub mod man;
 pub mod plan;
 pub mod reconcile;
 pub mod resolve;
@@ -22,6 +24,7 @@ use crate::executor::exit;
 use crate::journal::{HttpRecord, Journal};
 use crate::limits::{self, Limits, Prices, ReferencePrices};
 use crate::model::Pair;
+use crate::output::Diagnostic;
 
 /// An error for the user: exit code and message.
 #[derive(Debug)]
@@ -30,6 +33,9 @@ pub struct Failure {
     pub code: i32,
     /// What went wrong and what to do.
     pub message: String,
+    /// Where in a file, when it is about a file (batch errors, limits):
+    /// shown as snippets, `error` records and CI annotations.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Failure {
@@ -38,6 +44,7 @@ impl Failure {
         Failure {
             code: exit::USAGE,
             message: message.into(),
+            diagnostics: Vec::new(),
         }
     }
 
@@ -46,7 +53,23 @@ impl Failure {
         Failure {
             code: exit::FAILED,
             message: message.into(),
+            diagnostics: Vec::new(),
         }
+    }
+
+    /// A failure with this exit code.
+    pub fn with_code(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The same failure, pointing at places in files.
+    pub fn with_diagnostics(mut self, d: Vec<Diagnostic>) -> Failure {
+        self.diagnostics = d;
+        self
     }
 }
 
@@ -56,9 +79,15 @@ impl From<crate::journal::JournalError> for Failure {
     }
 }
 
+/// Errors in a file (a batch, limits) as a usage error (exit 2) that
+/// points at each: snippets, `error` records, CI annotations.
+pub(crate) fn batch_failure(e: batch::BatchErrors) -> Failure {
+    Failure::usage(e.to_string()).with_diagnostics(e.0.iter().map(Diagnostic::from).collect())
+}
+
 /// Read and validate a batch file; any error is a usage error (exit 2).
 pub(crate) fn load_batch(file: &Path) -> Result<Batch, Failure> {
-    batch::load(file).map_err(|e| Failure::usage(e.to_string()))
+    batch::load(file).map_err(batch_failure)
 }
 
 /// "query" or "queries".
@@ -77,7 +106,7 @@ pub(crate) fn load_limits(b: &Batch, file: Option<&Path>) -> Result<Option<Limit
     let shared = file
         .map(limits::load_file)
         .transpose()
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(batch_failure)?;
     Ok(limits::merge(b.limits.as_ref(), shared.as_ref()))
 }
 
@@ -113,8 +142,7 @@ pub(crate) fn pre_trade(
     } else {
         fetch(need)?
     };
-    limits::check(b, limits, is_new, Prices::Reference(&prices))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    limits::check(b, limits, is_new, Prices::Reference(&prices)).map_err(batch_failure)?;
     let n = b.orders.iter().filter(|o| is_new(o)).count();
     let mut line = format!("limits: {n} order(s) to send, all within the limits");
     if !prices.is_empty() {

@@ -4,12 +4,10 @@
 //! a Markdown report is appended to the step summary.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::ValueEnum;
 use serde_json::json;
 
 use super::Failure;
@@ -20,13 +18,9 @@ use crate::executor::exit;
 use crate::journal::{FindingRow, Journal, JournalWriter};
 use crate::reconcile::{Reconcile, ReconcileOptions, ReconcileReport};
 
-/// The version of the JSON lines `--output json` writes. Readers ignore
-/// fields they do not know; a change that breaks them raises this.
-pub const JSON_FORMAT: u32 = 1;
-
-/// Rows listed in the step summary before "and N more" (GitHub caps a
-/// summary at 1 MiB).
-const SUMMARY_ROWS: usize = 300;
+use crate::output::github::{self, SUMMARY_ROWS};
+use crate::output::json::Record;
+use crate::output::{paint, style, Shell};
 
 /// Options of `hqx reconcile`.
 #[derive(Debug, clap::Args)]
@@ -38,30 +32,23 @@ pub struct Args {
     /// until each is acknowledged with `hqx ack`).
     #[arg(long)]
     pub strict: bool,
-    /// Output: `human` (a report on stdout) or `json` (JSON lines on
-    /// stdout, human text on stderr).
-    #[arg(long, value_enum, env = "HQX_OUTPUT", default_value = "human")]
-    pub output: Output,
     /// How long (ms) after its last send an order not seen on the
     /// exchange counts as absent.
     #[arg(long, default_value_t = 30_000)]
     pub absent_grace_ms: u64,
 }
 
-/// How a command reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Text for people.
-    Human,
-    /// JSON lines: a version record, typed records, a summary.
-    Json,
-}
-
 /// Reconcile the account; returns the exit code.
-pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Failure> {
+pub fn run(
+    journal_path: &Path,
+    must_exist: bool,
+    args: &Args,
+    sh: &mut Shell,
+) -> Result<i32, Failure> {
     super::journal::require(journal_path, must_exist)?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
+    sh.group(&format!("hqx reconcile {binding}"));
     let mut journal = Journal::open(journal_path)?;
     let account_id = journal.account(&binding, &api_key, now_ms())?;
 
@@ -81,6 +68,8 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     }
     let run_id = journal.begin_account_run(account_id, "reconcile", now_ms())?;
     let client = ex.client(&args.conn)?;
+    let progress = sh.progress("reconcile", None, client.current_rate());
+    client.observe(progress.observer());
     let (writer, thread) = JournalWriter::spawn(journal);
     let stop = Arc::new(Stop::default());
     let read = ReadOptions {
@@ -105,9 +94,10 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
         },
     );
     let report = ex.rt.block_on(async {
-        super::run::watch_ctrl_c(stop.clone());
+        super::run::watch_ctrl_c(stop.clone(), progress.clone());
         rec.run().await
     });
+    progress.finish();
     ex.shutdown();
     drop(rec);
     drop(writer);
@@ -123,31 +113,28 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
         }
     };
     let summary = summary_line(&report);
-    match args.output {
-        Output::Human => print!("{}", human(&binding, &report)),
-        Output::Json => {
-            eprint!("{}", human(&binding, &report));
-            print!("{}", json_lines(&binding, &api_key, run_id, &report));
-        }
+    sh.say(human(&binding, &report).trim_end());
+    let mut records = json_records(&binding, &api_key, run_id, &report);
+    let last = records.pop();
+    for r in records {
+        sh.record(r);
     }
-    let _ = std::io::stdout().flush();
-    if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
-        if !path.is_empty() {
-            if let Err(e) = append(&path, &markdown(&binding, &report)) {
-                eprintln!("hqx: cannot append to GITHUB_STEP_SUMMARY ({path}): {e}");
-            }
-        }
+    let warn = github::step_summary(&markdown(&binding, &report));
+    let warn2 = github::outputs(&[
+        ("drift", report.drift.to_string()),
+        ("known", report.known.to_string()),
+        ("unresolved", report.unresolved.len().to_string()),
+        ("synced_trades", report.synced_trades.to_string()),
+        ("exit_code", report.exit_code.to_string()),
+    ]);
+    for w in [warn, warn2].into_iter().flatten() {
+        sh.warn(&w);
+    }
+    if let Some(last) = last {
+        sh.summary(last, report.exit_code);
     }
     journal.finish_run(run_id, report.exit_code, &summary, now_ms())?;
     Ok(report.exit_code)
-}
-
-fn append(path: &str, text: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(PathBuf::from(path))?;
-    f.write_all(text.as_bytes())
 }
 
 /// The one line kept in `runs.summary`.
@@ -184,6 +171,16 @@ fn label(f: &FindingRow) -> &'static str {
         crate::journal::Seen::Acknowledged => "acked",
         crate::journal::Seen::Cleared => "cleared",
     }
+}
+
+fn painted_label(f: &FindingRow) -> String {
+    let l = label(f);
+    let st = if f.seen.is_drift() {
+        style::WARN
+    } else {
+        style::DIM
+    };
+    paint(st, format!("{l:<7}"))
 }
 
 /// The report for people.
@@ -225,8 +222,8 @@ fn human(account: &str, r: &ReconcileReport) -> String {
         for f in &r.findings {
             let _ = writeln!(
                 o,
-                "  {:<7} #{:<4} {:<20} {:<28} {}{}",
-                label(f),
+                "  {} #{:<4} {:<20} {:<28} {}{}",
+                painted_label(f),
                 f.id,
                 f.kind,
                 f.subject,
@@ -263,15 +260,10 @@ fn human(account: &str, r: &ReconcileReport) -> String {
     o
 }
 
-/// JSON lines: a version record, one record per change, finding and
-/// problem, then the summary.
-fn json_lines(account: &str, api_key: &str, run_id: i64, r: &ReconcileReport) -> String {
-    let mut lines = vec![json!({
-        "type": "version",
-        "format": JSON_FORMAT,
-        "hqx": env!("CARGO_PKG_VERSION"),
-        "command": "reconcile",
-    })];
+/// The records: one per change, finding and problem, then the summary
+/// (the version record is the shell's).
+fn json_records(account: &str, api_key: &str, run_id: i64, r: &ReconcileReport) -> Vec<Record> {
+    let mut lines = Vec::new();
     for c in &r.changes {
         lines.push(json!({
             "type": "change",
@@ -321,14 +313,8 @@ fn json_lines(account: &str, api_key: &str, run_id: i64, r: &ReconcileReport) ->
         "unresolved": r.unresolved.len(),
         "incomplete": r.incomplete.len(),
         "snapshot_id": r.snapshot_id,
-        "exit_code": r.exit_code,
     }));
-    let mut out = String::new();
-    for l in lines {
-        out.push_str(&l.to_string());
-        out.push('\n');
-    }
-    out
+    lines.into_iter().map(Record::from_json).collect()
 }
 
 /// Markdown for `$GITHUB_STEP_SUMMARY`: at most a few hundred rows.

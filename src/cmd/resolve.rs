@@ -11,6 +11,8 @@ use crate::connect::lock_batch;
 use crate::executor::exit;
 use crate::journal::{Journal, StateChange, Write};
 use crate::order::{transition, Event};
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// Options of `hqx resolve`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +39,7 @@ pub enum Outcome {
 }
 
 /// Journal the verdict as `declared_placed` / `declared_absent`.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
     let (batch_id, order_id, outcome) = (args.batch.as_str(), args.order.as_str(), args.outcome);
     let exchange_id = args.exchange_id.as_deref();
     if !journal_path.exists() {
@@ -108,6 +110,14 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
         o.state
     );
     j.finish_run(run_id, exit::OK, &msg, now_ms())?;
-    println!("{msg}");
+    sh.say(&msg);
+    sh.record(
+        Record::new("change")
+            .field("kind", event.name())
+            .field("batch_id", batch_id)
+            .field("order_id", order_id)
+            .field("detail", format!("{} -> {to}", o.state)),
+    );
+    sh.summary(Record::new("summary").field("run_id", run_id), exit::OK);
     Ok(exit::OK)
 }

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
 use super::{load_batch, load_limits, pre_trade, Failure};
 use crate::account::{Account, ReadOptions, Stop};
 use crate::batch::Batch;
@@ -13,6 +16,8 @@ use crate::connect::{lock_batch, Connection, Exchange};
 use crate::executor::{exit, Executor, RunOptions, RunReport};
 use crate::journal::{BatchRefusal, Journal, JournalWriter, Write};
 use crate::order::OrderState;
+use crate::output::json::{self, OrderRecord, Record};
+use crate::output::{github, paint, state_style, style, Diagnostic, Progress, Shell};
 
 /// Options of `hqx run`.
 #[derive(Debug, clap::Args)]
@@ -62,10 +67,42 @@ pub(crate) fn refusal_message(b: &Batch, binding: &str, api_key: &str, r: &Batch
     }
 }
 
+/// The refusal as a failure; a conflict points at each changed order's line.
+fn refusal(b: &Batch, binding: &str, api_key: &str, r: &BatchRefusal) -> Failure {
+    let f = Failure::usage(refusal_message(b, binding, api_key, r));
+    let BatchRefusal::Conflicts(conflicts) = r else {
+        return f;
+    };
+    let diags = conflicts
+        .iter()
+        .filter_map(|c| {
+            let (i, spec) = b.orders.iter().enumerate().find(|(_, o)| o.id == c.order_id)?;
+            Some(Diagnostic {
+                path: b.path.clone(),
+                line: spec.line,
+                column: 1,
+                field: format!("orders[{i}] ({})", spec.id),
+                message: format!(
+                    "changed under an id already journaled: the journal has {}, the file now says {}; restore the original text, or give the changed order a new id",
+                    c.journal_body, c.file_body
+                ),
+            })
+        })
+        .collect();
+    let last = f.message.lines().last().unwrap_or_default().to_string();
+    Failure::usage(last).with_diagnostics(diags)
+}
+
 /// Run the batch; returns the exit code.
-pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Failure> {
+pub fn run(
+    journal_path: &Path,
+    must_exist: bool,
+    args: &Args,
+    sh: &mut Shell,
+) -> Result<i32, Failure> {
     // Everything that can be refused is checked before anything is
     // written or sent.
+    sh.group(&format!("hqx run {}", args.file.display()));
     let b = Arc::new(load_batch(&args.file)?);
     let limits = load_limits(&b, args.limits.as_deref())?;
     super::journal::require(journal_path, must_exist)?;
@@ -90,14 +127,14 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     if ask && journal_existed {
         let reg = journal
             .check(&b, Some((&binding, &api_key)))?
-            .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
+            .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
         if reg.added > 0 {
             confirm(&b, reg.added, &ex.base_url, &api_key)?;
         }
     }
     journal
         .register(&b, &binding, &api_key, now_ms())?
-        .map_err(|r| Failure::usage(refusal_message(&b, &binding, &api_key, &r)))?;
+        .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
     let run_id = journal.begin_run(&b.id, "run", now_ms())?;
     let ticker_log: Vec<Write> = ticker_log
         .into_iter()
@@ -108,6 +145,24 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
         })
         .collect();
     journal.apply(&ticker_log)?;
+    // What the journal held before this run: "already placed" is told
+    // from "placed now" by it.
+    let before: HashMap<String, OrderState> = journal
+        .orders(&b.id)?
+        .into_iter()
+        .map(|o| (o.order_id, o.state))
+        .collect();
+
+    let to_send = before
+        .values()
+        .filter(|s| !(s.is_placed() || **s == OrderState::Rejected))
+        .count();
+    let progress = sh.progress(
+        &format!("run {}", b.id),
+        Some((to_send + b.queries.len() + 2) as u64),
+        client.current_rate(),
+    );
+    client.observe(progress.observer());
     let account_id = journal
         .batch_account(&b.id)?
         .ok_or_else(|| Failure::failed("the batch was just registered but has no account"))?;
@@ -128,9 +183,10 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
     );
     let exec = Executor::new(acct, b.clone(), RunOptions::default());
     let report = ex.rt.block_on(async {
-        watch_ctrl_c(stop.clone());
+        watch_ctrl_c(stop.clone(), progress.clone());
         exec.run().await
     });
+    progress.finish();
     ex.shutdown();
     // Whatever the run's outcome, let the journal thread write everything
     // still queued (answers of requests that completed) before leaving.
@@ -146,19 +202,23 @@ pub fn run(journal_path: &Path, must_exist: bool, args: &Args) -> Result<i32, Fa
             return Err(e.into());
         }
     };
-    let summary = print_report(&b, &report, journal_path);
+    let summary = report_run(sh, &b, &before, &report, journal_path, run_id);
     journal.finish_run(run_id, report.exit_code, &summary, now_ms())?;
     Ok(report.exit_code)
 }
 
 /// Ctrl-C once: stop sending and let requests in flight finish. Twice:
 /// exit at once (as safe as a crash, which the next run recovers from).
-pub(crate) fn watch_ctrl_c(stop: Arc<Stop>) {
+/// The progress bar is cleared first, so each note starts a clean line.
+pub(crate) fn watch_ctrl_c(stop: Arc<Stop>, progress: Progress) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: no new requests will be sent; waiting for requests in flight");
+            progress.println(
+                "interrupted: no new requests will be sent; waiting for requests in flight",
+            );
             stop.set();
             if tokio::signal::ctrl_c().await.is_ok() {
+                progress.finish();
                 eprintln!(
                     "interrupted again: exiting now; the next run resolves what was in flight"
                 );
@@ -189,35 +249,139 @@ fn confirm(b: &Batch, n: usize, base_url: &str, api_key: &str) -> Result<(), Fai
     }
 }
 
-/// Print the run's summary to stdout; returns a one-line summary for the journal.
-fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<18} {:<10} {:<14} {:<14} {}\n",
-        "ORDER", "STATE", "EXCHANGE ID", "FILLED", "NOTE"
-    ));
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+/// What this run did with one order, from its state before and after.
+fn action(before: Option<OrderState>, now: OrderState) -> &'static str {
+    use OrderState::*;
+    match (before, now) {
+        (Some(b), _) if b.is_placed() => "already_placed",
+        (Some(Rejected), _) => "already_rejected",
+        (Some(Unknown | Sending), n) if n.is_placed() => "found",
+        (_, n) if n.is_placed() => "placed",
+        (_, Rejected) => "rejected",
+        (_, Pending) => "not_sent",
+        _ => "unknown",
+    }
+}
+
+/// Tell people, JSON readers and CI what the run did; returns the one
+/// line kept in `runs.summary`.
+fn report_run(
+    sh: &mut Shell,
+    b: &Batch,
+    before: &HashMap<String, OrderState>,
+    r: &RunReport,
+    journal_path: &Path,
+    run_id: i64,
+) -> String {
+    let mut did: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    let actions: Vec<&'static str> = r
+        .orders
+        .iter()
+        .map(|o| action(before.get(&o.order_id).copied(), o.state))
+        .collect();
+    for (o, a) in r.orders.iter().zip(&actions) {
+        *did.entry(a).or_default() += 1;
+        *states.entry(o.state.as_str()).or_default() += 1;
+    }
+    let n = |k: &str| did.get(k).copied().unwrap_or(0);
+    let already = n("already_placed") + n("already_rejected");
+    let nothing_sent = already == r.orders.len();
+
+    // What this run did, in one line, the most important first.
+    let did_line = if nothing_sent {
+        let mut s = format!(
+            "nothing to send: {} order{} already placed",
+            n("already_placed"),
+            if n("already_placed") == 1 { "" } else { "s" }
+        );
+        if n("already_rejected") > 0 {
+            s.push_str(&format!(", {} already rejected", n("already_rejected")));
+        }
+        s
+    } else {
+        [
+            ("placed", "placed"),
+            ("found", "found placed"),
+            ("rejected", "rejected"),
+            ("unknown", "unknown"),
+            ("not_sent", "not sent"),
+            ("already_placed", "already placed"),
+            ("already_rejected", "already rejected"),
+        ]
+        .iter()
+        .filter(|(k, _)| n(k) > 0)
+        .map(|(k, words)| format!("{words} {}", n(k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+
+    let mut md_rows = String::new();
+    if !nothing_sent {
+        sh.say(&paint(
+            style::HEADER,
+            format!(
+                "{:<18} {:<10} {:<16} {:<14} {:<14} {}",
+                "ORDER", "STATE", "THIS RUN", "EXCHANGE ID", "FILLED", "NOTE"
+            ),
+        ));
+    }
     let show_each = r.orders.len() <= 200;
-    for o in &r.orders {
-        *counts.entry(o.state.as_str()).or_default() += 1;
-        if show_each || !matches!(o.state, OrderState::Open | OrderState::Filled) {
-            out.push_str(&format!(
-                "{:<18} {:<10} {:<14} {:<14} {}\n",
+    for (o, a) in r.orders.iter().zip(&actions) {
+        sh.record(json::order(&OrderRecord {
+            batch_id: &b.id,
+            order_id: &o.order_id,
+            action: a,
+            state: Some(o.state.as_str()),
+            exchange_order_id: o.exchange_order_id.as_deref(),
+            filled_quantity: o.filled_quantity.as_deref(),
+            detail: o.last_error.as_deref(),
+        }));
+        let interesting = !matches!(o.state, OrderState::Open | OrderState::Filled);
+        if !nothing_sent && (show_each || interesting) {
+            sh.say(
+                format!(
+                    "{:<18} {} {:<16} {:<14} {:<14} {}",
+                    o.order_id,
+                    paint(
+                        state_style(o.state.as_str()),
+                        format!("{:<10}", o.state.as_str())
+                    ),
+                    a.replace('_', " "),
+                    o.exchange_order_id.as_deref().unwrap_or("-"),
+                    o.filled_quantity.as_deref().unwrap_or("-"),
+                    o.last_error.as_deref().unwrap_or("")
+                )
+                .trim_end(),
+            );
+        }
+        if !a.starts_with("already") && md_rows.len() < github::SUMMARY_LIMIT / 4 {
+            let _ = writeln!(
+                md_rows,
+                "| `{}` | {} | {} | {} | {} |",
                 o.order_id,
-                o.state.as_str(),
+                a.replace('_', " "),
+                o.state,
                 o.exchange_order_id.as_deref().unwrap_or("-"),
-                o.filled_quantity.as_deref().unwrap_or("-"),
-                o.last_error.as_deref().unwrap_or("")
-            ));
+                github::cell(o.last_error.as_deref().unwrap_or(""))
+            );
         }
     }
     for (id, q) in &r.queries {
         match q {
-            Ok(s) => out.push_str(&format!("query {id}: {s}\n")),
-            Err(e) => out.push_str(&format!("query {id}: FAILED: {e}\n")),
+            Ok(s) => sh.say(&format!("query {id}: {s}")),
+            Err(e) => sh.say(&format!(
+                "query {id}: {}: {e}",
+                paint(style::ERROR, "FAILED")
+            )),
         }
+        sh.record(json::query(
+            &b.id,
+            id,
+            q.as_ref().map(String::as_str).map_err(String::as_str),
+        ));
     }
-    let counts_text = counts
+    let counts_text = states
         .iter()
         .map(|(k, v)| format!("{v} {k}"))
         .collect::<Vec<_>>()
@@ -232,24 +396,72 @@ fn print_report(b: &Batch, r: &RunReport, journal_path: &Path) -> String {
             counts_text
         }
     );
-    out.push_str(&line);
-    out.push_str(&format!("; journal: {}\n", journal_path.display()));
-    print!("{out}");
-    for n in &r.notes {
-        eprintln!("note: {n}");
+    sh.say(&format!("{}; journal: {}", line, journal_path.display()));
+    sh.say(&paint(
+        if nothing_sent {
+            style::GOOD
+        } else {
+            style::HEADER
+        },
+        &did_line,
+    ));
+    for note in &r.notes {
+        sh.status(&format!("note: {note}"));
+        sh.record(json::note(note));
     }
     if !r.unresolved.is_empty() {
-        eprintln!(
+        sh.warn(&format!(
             "{} order(s) have an outcome hqx could not prove: {}. Nothing more was sent for this batch. Run again once the exchange answers, or check the exchange's order history and settle each with `hqx resolve {} ORDER --as placed|absent`.",
             r.unresolved.len(),
             r.unresolved.join(", "),
             b.id
-        );
+        ));
     }
     if r.interrupted {
-        eprintln!(
-            "interrupted: orders not yet sent stay pending; run the same file again to continue"
+        sh.warn(
+            "interrupted: orders not yet sent stay pending; run the same file again to continue",
         );
     }
-    line
+
+    let table = if md_rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "| order | this run | state | exchange id | note |\n|---|---|---|---|---|\n{md_rows}\n"
+        )
+    };
+    let warn = github::step_summary(&format!(
+        "## hqx run `{}`: exit {}\n\n{did_line}\n\n{line}\n\n{table}",
+        b.id, r.exit_code
+    ));
+    let placed = n("placed") + n("found");
+    let warn2 = github::outputs(&[
+        ("placed", placed.to_string()),
+        ("already_placed", n("already_placed").to_string()),
+        ("rejected", n("rejected").to_string()),
+        ("unresolved", r.unresolved.len().to_string()),
+        ("exit_code", r.exit_code.to_string()),
+    ]);
+    for w in [warn, warn2].into_iter().flatten() {
+        sh.warn(&w);
+    }
+    sh.summary(
+        Record::new("summary")
+            .field("batch_id", &b.id)
+            .field("run_id", run_id)
+            .field("orders", r.orders.len())
+            .field("placed", placed)
+            .field("already_placed", n("already_placed"))
+            .field("rejected", n("rejected"))
+            .field("not_sent", n("not_sent"))
+            .field("unresolved", r.unresolved.len())
+            .field(
+                "queries_failed",
+                r.queries.iter().filter(|(_, q)| q.is_err()).count(),
+            )
+            .field("interrupted", r.interrupted)
+            .field("message", &did_line),
+        r.exit_code,
+    );
+    format!("{line}; {did_line}")
 }

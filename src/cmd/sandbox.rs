@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use super::Failure;
-use crate::connect::runtime;
+use crate::connect::{runtime, sidecar};
 use crate::executor::exit;
 use crate::sandbox::{FaultSpec, Sandbox, SandboxConfig};
 use crate::sign::Secret;
@@ -22,7 +22,9 @@ pub struct Args {
     /// Secret key (default: random; also HAQQEX_PRIVATE_KEY).
     #[arg(long, env = "HAQQEX_PRIVATE_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub secret: Option<Secret>,
-    /// Keep the exchange's state in this file across restarts.
+    /// Keep the exchange's state in this file across restarts; its key
+    /// pair is kept beside it (FILE.key.json) unless --api-key and
+    /// --secret are given.
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Requests per second it accepts before answering 429.
@@ -51,7 +53,15 @@ pub fn run(args: &Args) -> Result<i32, Failure> {
         .faults
         .parse()
         .map_err(|e: String| Failure::usage(format!("--faults: {e}")))?;
-    let (gk, gs) = crate::sandbox::generate_credentials();
+    // With a state file and no key given, the key is kept beside it: a
+    // restarted sandbox is the same account, not a new one.
+    let (gk, gs) = match (&args.state, &args.api_key, &args.secret) {
+        (Some(state), None, None) => {
+            let c = crate::connect::sandbox_key_file(&sidecar(state, ".key.json"))?;
+            (c.api_key, c.secret)
+        }
+        _ => crate::sandbox::generate_credentials(),
+    };
     let key = args.api_key.clone().unwrap_or(gk);
     let secret = args.secret.clone().unwrap_or(gs);
     let mut cfg = SandboxConfig::new(key.clone(), secret.clone());
@@ -69,13 +79,18 @@ pub fn run(args: &Args) -> Result<i32, Failure> {
             .map_err(|e| {
                 Failure::failed(format!("cannot start the sandbox on port {port}: {e}"))
             })?;
-        println!("sandbox listening on {}", sb.base_url());
+        // Listen for Ctrl-C before saying where to connect: whoever reads
+        // these lines may stop the sandbox at once, and must not kill it.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| Failure::failed(format!("cannot listen for Ctrl-C: {e}")))?;
+        eprintln!("sandbox listening on {}", sb.base_url());
         println!("HQX_BASE_URL={}", sb.base_url());
         println!("HAQQEX_PUBLIC_KEY={key}");
         // The sandbox's own, throw-away key: printing it is the point.
         println!("HAQQEX_PRIVATE_KEY={}", secret.expose());
         let _ = std::io::stdout().flush();
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt.recv().await;
         sb.shutdown().await;
         Ok(exit::OK)
     })

@@ -36,6 +36,8 @@ use rusqlite::{Batch, Connection, ErrorCode, OpenFlags, Statement};
 
 use super::Failure;
 use crate::executor::exit;
+use crate::output::json::Record;
+use crate::output::Shell;
 
 /// Options of `hqx sql`.
 #[derive(Debug, clap::Args)]
@@ -78,7 +80,7 @@ pub enum Format {
 }
 
 /// Run the statement and print its rows; returns the exit code.
-pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
+pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
     let sql = read_query(args)?;
     let params = parse_params(&args.params)?;
     if !journal_path.exists() {
@@ -128,6 +130,23 @@ pub fn run(journal_path: &Path, args: &Args) -> Result<i32, Failure> {
     }
     bind(&mut stmt, &params)?;
     let (names, rows) = fetch(&mut stmt).map_err(failure)?;
+    if sh.is_json() {
+        // Under --output json the rows are `row` records like every other
+        // command's (values as in --format json); --format is for people.
+        let keys = json_keys(&names);
+        for r in &rows {
+            let values: serde_json::Value = serde_json::from_str(&json_object(&keys, r))
+                .map_err(|e| Failure::failed(format!("cannot encode a row: {e}")))?;
+            sh.record(Record::new("row").field("values", values));
+        }
+        sh.summary(
+            Record::new("summary")
+                .field("rows", rows.len())
+                .field("columns", keys),
+            exit::OK,
+        );
+        return Ok(exit::OK);
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match render(args.format, &names, &rows, &mut out).and_then(|()| out.flush()) {

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::{load_batch, load_limits, queries_word, Failure};
+use super::{batch_failure, load_batch, load_limits, queries_word, Failure};
 use crate::executor::exit;
 use crate::limits::{self, Prices};
+use crate::output::json::Record;
+use crate::output::{paint, style, Shell};
 
 /// Options of `hqx validate`.
 #[derive(Debug, clap::Args)]
@@ -19,28 +21,44 @@ pub struct Args {
 
 /// Check the batch, and its limits as far as no exchange is needed, and
 /// say what it holds.
-pub fn run(args: &Args) -> Result<i32, Failure> {
+pub fn run(args: &Args, sh: &mut Shell) -> Result<i32, Failure> {
+    sh.group(&format!("hqx validate {}", args.file.display()));
     let b = load_batch(&args.file)?;
     let lim = load_limits(&b, args.limits.as_deref())?;
     if let Some(l) = &lim {
-        limits::check(&b, l, |_| true, Prices::Offline)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        limits::check(&b, l, |_| true, Prices::Offline).map_err(batch_failure)?;
     }
-    println!(
-        "{}: batch `{}` is valid: {} order(s), {} {}",
+    sh.say(&format!(
+        "{}: batch `{}` is {}: {} order(s), {} {}",
         args.file.display(),
         b.id,
+        paint(style::GOOD, "valid"),
         b.orders.len(),
         b.queries.len(),
         queries_word(b.queries.len())
-    );
+    ));
+    let mut later = 0;
     if let Some(l) = &lim {
-        let later = b.orders.iter().filter(|o| l.needs_reference(o)).count();
+        later = b.orders.iter().filter(|o| l.needs_reference(o)).count();
         if later > 0 {
-            println!(
+            sh.say(&format!(
                 "limits: {later} order(s) need the exchange's reference price (price band, or a market order under a notional limit): `plan` and `run` check them"
-            );
+            ));
         }
     }
+    sh.record(
+        Record::new("batch")
+            .field("batch_id", &b.id)
+            .field("file", args.file.display().to_string())
+            .field("orders", b.orders.len())
+            .field("queries", b.queries.len())
+            .field("limits_need_reference", later),
+    );
+    sh.summary(
+        Record::new("summary")
+            .field("batch_id", &b.id)
+            .field("errors", 0),
+        exit::OK,
+    );
     Ok(exit::OK)
 }
