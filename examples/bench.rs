@@ -1,21 +1,180 @@
-//! Throughput of the whole pipeline: the real `hqx run` binary placing a
-//! large batch (parse, validate, journal every intent durably, sign, send,
-//! journal every answer, fetch trades) against the sandbox on loopback,
-//! with the client's rate limit lifted so only hqx's own cost and the
-//! sandbox's remain.
+//! Throughput of the whole pipeline against the loopback limit, in one run.
+//!
+//! For each run, the bench starts the sandbox as its own process
+//! (`hqx sandbox`), then against that same process:
+//! 1. **raw limit**: a minimal signed client (reqwest, the same headers and
+//!    HMAC as hqx, no journal, no state) posts N distinct limit orders with
+//!    C requests in flight;
+//! 2. **hqx**: the real `hqx run` binary places a batch of N orders at
+//!    `--concurrency C` with the rate limit lifted (parse, validate, journal
+//!    every intent and every `sending` durably, sign, send, journal every
+//!    answer, page through the trades, print the summary).
+//!
+//! It prints orders/s of both, their ratio, and CPU time per order of each
+//! process: the sandbox's from `/proc/<pid>/stat`, hqx's from the bench's
+//! reaped-children times (`cutime`+`cstime` of `/proc/self/stat`), the raw
+//! client's from the bench's own times. Half the orders fill at once
+//! (trades), half rest on the book.
 //!
 //! `scripts/bench` builds in release mode and runs it; figures go in
 //! BENCHMARKS.md. Arguments: `--hqx PATH --orders N --concurrency C --runs R`.
 
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use hqx::sandbox::{Sandbox, SandboxConfig};
+use hqx::sign::{sign, Secret};
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// (utime + stime, cutime + cstime) of a process, in seconds.
+fn cpu_of(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();
+    // rest[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+    ((f[11] + f[12]) / TICKS, (f[13] + f[14]) / TICKS)
+}
+
+fn batch_text(id: &str, orders: usize) -> String {
+    let mut text = format!("version: 1\nbatch: {id}\norders:\n");
+    for i in 0..orders {
+        let (price, qty) = order(i);
+        text.push_str(&format!(
+            "  - {{ id: o{i}, pair: BTC-USDC, side: buy, type: limit, quantity: \"{qty}\", price: \"{price}\" }}\n"
+        ));
+    }
+    text
+}
+
+/// Order i: half fill at once (trades), half rest on the book; small
+/// enough that both phases of a run stay within the sandbox's funds.
+fn order(i: usize) -> (&'static str, String) {
+    let price = if i.is_multiple_of(2) {
+        "25000.00"
+    } else {
+        "20000.00"
+    };
+    (price, format!("0.00{:03}", i % 999 + 1))
+}
+
+struct SandboxProcess {
+    child: Child,
+    url: String,
+}
+
+impl SandboxProcess {
+    fn start(hqx: &str, dir: &std::path::Path, key: &str, secret: &str) -> SandboxProcess {
+        let mut child = Command::new(hqx)
+            .args([
+                "sandbox",
+                "--port",
+                "0",
+                "--api-key",
+                key,
+                "--secret",
+                secret,
+            ])
+            .arg("--state")
+            .arg(dir.join("exchange.jsonl"))
+            .env_remove("HQX_VENUE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hqx sandbox; build hqx first");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("HQX_BASE_URL=").map(str::to_string))
+            .expect("the sandbox printed its URL");
+        // Keep reading what it prints, so that it never writes to a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        SandboxProcess { child, url }
+    }
+
+    fn cpu(&self) -> f64 {
+        cpu_of(&self.child.id().to_string()).0
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Post `orders` signed orders with `concurrency` in flight; the seconds it took.
+fn raw_client(url: &str, key: &str, secret: &str, orders: usize, concurrency: usize) -> f64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let secret = Secret::new(secret);
+    let path = hqx::venue::Venue::default().paths.place_order;
+    let target = format!("{url}{path}");
+    let next = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (http, secret, target, key, next) = (
+                http.clone(),
+                secret.clone(),
+                target.clone(),
+                key.to_string(),
+                next.clone(),
+            );
+            tasks.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= orders {
+                        return;
+                    }
+                    let (price, qty) = order(i);
+                    let body = format!(
+                        r#"{{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"{qty}","price":"{price}"}}"#
+                    );
+                    let ts = hqx::client::now_ms().to_string();
+                    let sig = sign(&secret, &ts, body.as_bytes());
+                    let r = http
+                        .post(&target)
+                        .header("x-api-key", &key)
+                        .header("x-api-timestamp", &ts)
+                        .header("x-api-sign", sig)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("raw client: POST");
+                    let status = r.status();
+                    let text = r.text().await.expect("raw client: answer");
+                    assert!(status.is_success(), "raw client: HTTP {status}: {text}");
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
 
 fn main() {
     let mut hqx = "target/release/hqx".to_string();
     let mut orders = 10_000usize;
-    let mut concurrency = 64usize;
+    let mut concurrency = 16usize;
     let mut runs = 3usize;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -28,34 +187,35 @@ fn main() {
             _ => panic!("unknown argument {k}"),
         }
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut rates = Vec::new();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "{orders} orders, concurrency {concurrency}, {runs} run(s); sandbox in its own process; load average at start: {}",
+        load.split(' ').take(3).collect::<Vec<_>>().join(" ")
+    );
+    let n = orders as f64;
+    let (mut ratios, mut raw_rates, mut hqx_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hqx_cpus, mut sb_cpus) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let (key, secret) = hqx::sandbox::generate_credentials();
-        let mut cfg = SandboxConfig::new(key.clone(), secret.clone());
-        cfg.state_path = Some(dir.path().join("exchange.jsonl"));
-        let sb = rt
-            .block_on(Sandbox::start(cfg, ([127, 0, 0, 1], 0).into()))
-            .unwrap();
-        let mut text = String::from("version: 1\nbatch: bench\norders:\n");
-        for i in 0..orders {
-            // Half fill at once (trades), half rest on the book; small enough
-            // that 10,000 orders stay within the sandbox's funds.
-            let price = if i % 2 == 0 { "25000.00" } else { "20000.00" };
-            text.push_str(&format!(
-                "  - {{ id: o{i}, pair: BTC-USDC, side: buy, type: limit, quantity: \"0.00{:03}\", price: \"{price}\" }}\n",
-                i % 999 + 1
-            ));
-        }
+        let sb = SandboxProcess::start(&hqx, dir.path(), &key, secret.expose());
+
+        // 1. The raw limit: signed requests, nothing else.
+        let (sb0, me0) = (sb.cpu(), cpu_of("self").0);
+        let raw_secs = raw_client(&sb.url, &key, secret.expose(), orders, concurrency);
+        let (sb_raw, me_raw) = (sb.cpu() - sb0, cpu_of("self").0 - me0);
+
+        // 2. hqx run, the whole pipeline, on the same sandbox process.
         let file = dir.path().join("batch.yaml");
-        std::fs::write(&file, text).unwrap();
+        std::fs::write(&file, batch_text("bench", orders)).unwrap();
+        let (sb1, kids1) = (sb.cpu(), cpu_of("self").1);
         let t = Instant::now();
         let st = Command::new(&hqx)
             .env("HQX_JOURNAL", dir.path().join("hqx.db"))
-            .env("HQX_BASE_URL", sb.base_url())
+            .env("HQX_BASE_URL", &sb.url)
             .env("HAQQEX_PUBLIC_KEY", &key)
             .env("HAQQEX_PRIVATE_KEY", secret.expose())
+            .env_remove("HQX_VENUE")
             .arg("run")
             .arg(&file)
             .args([
@@ -68,23 +228,38 @@ fn main() {
             .stderr(Stdio::piped())
             .output()
             .expect("run hqx; build it first");
-        let secs = t.elapsed().as_secs_f64();
+        let hqx_secs = t.elapsed().as_secs_f64();
+        let (sb_hqx, hqx_cpu) = (sb.cpu() - sb1, cpu_of("self").1 - kids1);
         assert_eq!(
             st.status.code(),
             Some(0),
             "hqx run failed: {}",
             String::from_utf8_lossy(&st.stderr)
         );
-        let placed = sb.accepted_orders().len();
-        assert_eq!(placed, orders);
-        let rate = orders as f64 / secs;
-        println!("run {run}: {orders} orders in {secs:.2} s = {rate:.0} orders/s (concurrency {concurrency})");
-        rates.push(rate);
-        rt.block_on(sb.shutdown());
+        drop(sb);
+
+        let (raw_rate, hqx_rate) = (n / raw_secs, n / hqx_secs);
+        let us = |secs: f64| secs / n * 1e6;
+        println!(
+            "run {run}: raw client {raw_rate:.0} orders/s (client {:.0} us/order, sandbox {:.0} us/order) | hqx run {hqx_rate:.0} orders/s (hqx {:.0} us/order, sandbox {:.0} us/order) | ratio {:.0} %",
+            us(me_raw),
+            us(sb_raw),
+            us(hqx_cpu),
+            us(sb_hqx),
+            100.0 * hqx_rate / raw_rate
+        );
+        raw_rates.push(raw_rate);
+        hqx_rates.push(hqx_rate);
+        ratios.push(hqx_rate / raw_rate);
+        hqx_cpus.push(us(hqx_cpu));
+        sb_cpus.push(us(sb_hqx));
     }
-    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "median {:.0} orders/s over {runs} run(s)",
-        rates[rates.len() / 2]
+        "median: raw limit {:.0} orders/s, hqx {:.0} orders/s, ratio {:.0} %, hqx CPU {:.0} us/order, sandbox CPU {:.0} us/order (serving hqx)",
+        median(raw_rates),
+        median(hqx_rates),
+        100.0 * median(ratios),
+        median(hqx_cpus),
+        median(sb_cpus)
     );
 }

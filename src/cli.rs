@@ -49,7 +49,7 @@ pub enum Command {
     Reconcile(cmd::reconcile::Args),
     /// Acknowledge a reconcile finding, with a note, so it stops alerting.
     Ack(cmd::ack::Args),
-    /// Create, back up or check the journal.
+    /// Create, back up, check or rebuild the journal.
     Journal(cmd::journal::Args),
     /// Run one read-only SQL statement on the journal; print its rows.
     Sql(cmd::sql::Args),

@@ -120,6 +120,23 @@ pub struct Slot<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
+/// Permission to journal an order as `sending`: the rate limiter let it
+/// through and it is one of at most [`AHEAD_PER_SLOT`] × concurrency orders
+/// so marked while they wait for a [`Slot`].
+pub struct Ready<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// How many orders per concurrency slot may be journaled `sending` while
+/// they wait for a slot. Journaling is durable (an fsync per group commit,
+/// milliseconds on a shared disk), so orders are marked ahead of the slots
+/// they will use, and one commit covers many of them; were each marked only
+/// inside its slot, each slot would wait out a commit per request and the
+/// throughput would be the concurrency divided by the commit time. After a
+/// crash, at most this many orders per slot more are `unknown` and resolved
+/// as usual.
+pub const AHEAD_PER_SLOT: usize = 8;
+
 /// The signed client.
 pub struct Client {
     http: reqwest::Client,
@@ -129,6 +146,7 @@ pub struct Client {
     rate: AtomicU32,
     paused_until: Mutex<Option<Instant>>,
     slots: Semaphore,
+    ahead: Semaphore,
     observer: std::sync::OnceLock<Observer>,
 }
 
@@ -185,6 +203,7 @@ impl Client {
             rate: AtomicU32::new(cfg.rate),
             paused_until: Mutex::new(None),
             slots: Semaphore::new(cfg.concurrency.max(1)),
+            ahead: Semaphore::new(cfg.concurrency.max(1) * AHEAD_PER_SLOT),
             observer: std::sync::OnceLock::new(),
             cfg,
             creds,
@@ -272,10 +291,9 @@ impl Client {
         self.send_in(&slot, method, path_and_query, body).await
     }
 
-    /// Wait for a concurrency slot, any 429 pause, and the rate limiter.
-    /// The executor takes the slot *before* journaling an order as
-    /// `sending`, so only orders that are really about to leave are
-    /// marked, and the journal write happens inside the slot.
+    /// Wait for a concurrency slot, any 429 pause, and the rate limiter,
+    /// for a request that journals nothing before it leaves. A placement
+    /// uses [`Client::ready`], then [`Client::slot_after`].
     pub async fn slot(&self) -> Slot<'_> {
         let permit = self.slots.acquire().await.expect("semaphore never closed");
         let pause = *self.paused_until.lock().expect("lock");
@@ -287,13 +305,68 @@ impl Client {
         Slot { _permit: permit }
     }
 
+    /// Wait for the rate limiter and any 429 pause, within the bound on
+    /// orders marked ahead ([`AHEAD_PER_SLOT`]): after this an order may be
+    /// journaled `sending`; then [`Client::slot_after`] lets it leave.
+    pub async fn ready(&self) -> Ready<'_> {
+        let permit = self.ahead.acquire().await.expect("semaphore never closed");
+        self.wait_pause().await;
+        let lim = self.limiter.lock().expect("lock").clone();
+        lim.until_ready().await;
+        Ready { _permit: permit }
+    }
+
+    /// A concurrency slot for an order made [`Client::ready`] (and
+    /// journaled): waits for a request in flight to finish, then for any
+    /// 429 pause that began meanwhile.
+    pub async fn slot_after(&self, ready: Ready<'_>) -> Slot<'_> {
+        let permit = self.slots.acquire().await.expect("semaphore never closed");
+        drop(ready);
+        self.wait_pause().await;
+        Slot { _permit: permit }
+    }
+
+    async fn wait_pause(&self) {
+        let pause = *self.paused_until.lock().expect("lock");
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
+    /// Send one signed request inside a slot, giving up on its answer
+    /// after `timeout` (at most the client's own request timeout): the
+    /// caller journaled when it stops waiting.
+    pub async fn send_within(
+        &self,
+        slot: &Slot<'_>,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+        timeout: Duration,
+    ) -> (Result<Reply, SendError>, HttpRecord) {
+        self.send_inner(slot, method, path_and_query, body, Some(timeout))
+            .await
+    }
+
     /// Send one signed request inside a slot taken with [`Client::slot`].
     pub async fn send_in(
+        &self,
+        slot: &Slot<'_>,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> (Result<Reply, SendError>, HttpRecord) {
+        self.send_inner(slot, method, path_and_query, body, None)
+            .await
+    }
+
+    async fn send_inner(
         &self,
         _slot: &Slot<'_>,
         method: Method,
         path_and_query: &str,
         body: Option<&str>,
+        timeout: Option<Duration>,
     ) -> (Result<Reply, SendError>, HttpRecord) {
         // GETs and DELETEs carry `{}` like the published sample client.
         let body = body.unwrap_or("{}");
@@ -308,9 +381,11 @@ impl Client {
         };
         let started = Instant::now();
         self.notify(RequestEvent::Sent);
-        let result = self
-            .http
-            .request(m, &url)
+        let mut req = self.http.request(m, &url);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let result = req
             .header("x-api-key", &self.creds.api_key)
             .header("x-api-timestamp", &ts_text)
             .header("x-api-sign", signature)

@@ -8,8 +8,11 @@
 //!    What cannot be proven either way stops the run (exit 3).
 //!    Then the batch's cancels run ([`crate::cancels`]), before any
 //!    placement: a cancel of a still-unknown order waits.
-//! 3. Pending orders are placed, each journaled `sending` (durably) inside
-//!    its rate-limit slot, just before its request leaves.
+//! 3. Pending orders are placed, each journaled `sending` (durably) once
+//!    the rate limit lets it through, then sent as soon as a request slot
+//!    is free (a bounded number wait so marked: see
+//!    [`crate::client::AHEAD_PER_SLOT`]), giving up on the answer by the
+//!    deadline journaled with it.
 //! 4. Orders whose outcome was lost during this run are resolved the same
 //!    way and, if proven absent, placed again, for a few rounds.
 //! 5. Statuses of open orders, the trade history and the batch's queries
@@ -118,17 +121,24 @@ impl Executor {
         self.acct.journal().call(move |j| j.orders(&id)).await?
     }
 
+    /// The batch's orders in one state (a large batch has few of them).
+    async fn orders_in(&self, state: OrderState) -> Result<Vec<OrderRow>, JournalError> {
+        let id = self.batch.id.clone();
+        self.acct
+            .journal()
+            .call(move |j| j.orders_in(&id, state))
+            .await?
+    }
+
     /// Run the batch to the end and report.
     pub async fn run(&self) -> Result<RunReport, JournalError> {
         // 1. A previous process died while these were on the wire.
         let mut recovered = Vec::new();
-        for o in self.orders().await? {
-            if o.state == OrderState::Sending {
-                let mut c = self.acct.change(&o, OrderState::Sending, Event::Recovered);
-                c.detail =
-                    Some("found `sending` at start: the previous run stopped mid-request".into());
-                recovered.push(Write::State(c));
-            }
+        for o in self.orders_in(OrderState::Sending).await? {
+            let mut c = self.acct.change(&o, OrderState::Sending, Event::Recovered);
+            c.detail =
+                Some("found `sending` at start: the previous run stopped mid-request".into());
+            recovered.push(Write::State(c));
         }
         if !recovered.is_empty() {
             self.acct.journal().write_durable(recovered).await?;
@@ -164,11 +174,7 @@ impl Executor {
                 break;
             }
             let sent = self.place_pending().await?;
-            let lost = self
-                .orders()
-                .await?
-                .iter()
-                .any(|o| o.state == OrderState::Unknown);
+            let lost = !self.orders_in(OrderState::Unknown).await?.is_empty();
             if !lost || (sent == 0 && round > 0) {
                 break;
             }
@@ -233,12 +239,7 @@ impl Executor {
     /// Place every pending order, bounded by the client's concurrency and
     /// rate. Returns how many placement requests were sent.
     async fn place_pending(&self) -> Result<usize, JournalError> {
-        let pending: Vec<OrderRow> = self
-            .orders()
-            .await?
-            .into_iter()
-            .filter(|o| o.state == OrderState::Pending)
-            .collect();
+        let pending = self.orders_in(OrderState::Pending).await?;
         let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for o in pending {
@@ -275,10 +276,10 @@ impl Executor {
             if self.acct.stop().is_set() || self.auth_failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            // Waiting for a slot (the rate limit, a 429 pause) gives way to
+            // Waiting for the rate limit or a 429 pause gives way to
             // Ctrl-C: nothing has been sent for this order yet.
-            let slot = tokio::select! {
-                slot = self.acct.client().slot() => slot,
+            let ready = tokio::select! {
+                ready = self.acct.client().ready() => ready,
                 _ = self.acct.stop().wait() => return Ok(()),
             };
             if self.acct.stop().is_set() {
@@ -295,7 +296,8 @@ impl Executor {
             };
             let mut c = self.acct.change(&o, OrderState::Pending, Event::Send);
             c.is_send = true;
-            c.send_deadline_ms = Some(c.at_ms + venue.request_timeout_ms as i64);
+            let deadline_ms = c.at_ms + venue.request_timeout_ms as i64;
+            c.send_deadline_ms = Some(deadline_ms);
             c.client_order_id = client_id.map(|(_, v)| v);
             c.detail = Some(format!("attempt {attempt}"));
             // The intent to send is durable before the request leaves.
@@ -303,11 +305,49 @@ impl Executor {
                 .journal()
                 .write_durable(vec![Write::State(c)])
                 .await?;
+            // Then wait for a request slot. The request gives up on its
+            // answer by the deadline just journaled, however long it waited
+            // here; one left with less than half its time is not sent.
+            let slot = tokio::select! {
+                slot = self.acct.client().slot_after(ready) => Some(slot),
+                _ = self.acct.stop().wait() => None,
+            };
+            let left_ms = deadline_ms - now_ms();
+            let slot = match slot {
+                Some(slot) if left_ms >= venue.request_timeout_ms as i64 / 2 => slot,
+                waited => {
+                    let why = if waited.is_none() {
+                        "interrupted before it was sent"
+                    } else {
+                        "waited too long for a request slot; not sent"
+                    };
+                    let mut c = self.acct.change(&o, OrderState::Sending, Event::NotSent);
+                    c.unsent = true;
+                    c.last_error = Some(Some(why.into()));
+                    c.detail = Some(format!("attempt {attempt}"));
+                    self.acct
+                        .journal()
+                        .write_durable(vec![Write::State(c)])
+                        .await?;
+                    if waited.is_none() {
+                        return Ok(());
+                    }
+                    attempt -= 1;
+                    not_sent += 1;
+                    continue;
+                }
+            };
             sent.fetch_add(1, Ordering::SeqCst);
             let (result, rec) = self
                 .acct
                 .client()
-                .send_in(&slot, Method::Post, &venue.paths.place_order, Some(&body))
+                .send_within(
+                    &slot,
+                    Method::Post,
+                    &venue.paths.place_order,
+                    Some(&body),
+                    Duration::from_millis(left_ms as u64),
+                )
                 .await;
             drop(slot);
             let http = self.acct.http(rec, Some(&o.order_id));
@@ -491,12 +531,7 @@ impl Executor {
     /// Resolve every `unknown` order of the batch. Returns the ids that
     /// could not be resolved (the run must stop sending).
     async fn resolve_unknown(&self) -> Result<Vec<String>, JournalError> {
-        let unknown: Vec<OrderRow> = self
-            .orders()
-            .await?
-            .into_iter()
-            .filter(|o| o.state == OrderState::Unknown)
-            .collect();
+        let unknown = self.orders_in(OrderState::Unknown).await?;
         let left = self.acct.resolve_unknown(unknown).await?;
         Ok(left.into_iter().map(|o| o.order_id).collect())
     }
@@ -504,10 +539,10 @@ impl Executor {
     /// Bring the batch's `open` orders up to date.
     async fn refresh_open(&self) -> Result<(), JournalError> {
         let open: Vec<OrderRow> = self
-            .orders()
+            .orders_in(OrderState::Open)
             .await?
             .into_iter()
-            .filter(|o| o.state == OrderState::Open && o.exchange_order_id.is_some())
+            .filter(|o| o.exchange_order_id.is_some())
             .collect();
         let ids: Vec<String> = open
             .iter()

@@ -215,6 +215,10 @@ pub struct StateChange {
     pub is_send: bool,
     /// With a send: when its request stops waiting for an answer.
     pub send_deadline_ms: Option<i64>,
+    /// Take back the attempt counted by the send just journaled: its
+    /// request never left (it waited for a slot and was interrupted or ran
+    /// out of time).
+    pub unsent: bool,
     /// Client order id for this attempt.
     pub client_order_id: Option<String>,
 }
@@ -612,7 +616,8 @@ impl Journal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let reg = match check_batch(&tx, &path, batch, Some((base_url, api_key)))? {
+        let (reg, known) = check_batch_known(&tx, &path, batch, Some((base_url, api_key)))?;
+        let reg = match reg {
             Ok(reg) => reg,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -649,6 +654,10 @@ impl Journal {
                 )
                 .map_err(err)?;
             for (seq, spec) in batch.orders.iter().enumerate() {
+                // Known with the same text (checked above): nothing to add.
+                if known.contains_key(&spec.id) {
+                    continue;
+                }
                 let i = &spec.intent;
                 let body = i.body(None);
                 let n = ins
@@ -685,6 +694,11 @@ impl Journal {
     /// Every order of a batch, in file order.
     pub fn orders(&self, batch_id: &str) -> Result<Vec<OrderRow>> {
         order_rows(&self.conn, &self.path, batch_id)
+    }
+
+    /// The orders of a batch in one state, in file order.
+    pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
+        order_rows_in(&self.conn, &self.path, batch_id, state)
     }
 
     /// Every exchange order id of the account adopted by a journal order.
@@ -1324,18 +1338,24 @@ impl Journal {
         finding_row(&self.conn, &self.path, id, Seen::Acknowledged).map(Some)
     }
 
-    /// Apply writes in one transaction; each item in its own savepoint so
-    /// one refused state change does not undo the others. Returns one
-    /// result per item.
+    /// Apply writes in one transaction, as if each item had its own
+    /// savepoint: one refused state change does not undo the others.
+    /// Returns one result per item.
+    ///
+    /// Savepoints are costly when they are many (each copies every page it
+    /// first touches to the statement journal, and each is parsed SQL), and
+    /// items are almost never refused. So the group is first applied
+    /// without them; if any item fails, that transaction is rolled back
+    /// whole and the group applied again with one savepoint per item.
     pub fn apply(&mut self, items: &[Write]) -> Result<Vec<Result<()>>> {
+        if let Some(out) = self.apply_all_or_none(items)? {
+            return Ok(out);
+        }
         let path = self.path.clone();
         let err = |source| JournalError::Sqlite {
             path: path.clone(),
             source,
         };
-        // IMMEDIATE: take the write lock up front. A deferred transaction
-        // that reads first cannot wait for another writer (SQLite returns
-        // BUSY at once on the upgrade), and two batches may share a journal.
         let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -1351,6 +1371,32 @@ impl Journal {
         }
         tx.commit().map_err(err)?;
         Ok(out)
+    }
+
+    /// Apply every item in one transaction and commit, or, if any item
+    /// fails, roll the transaction back (nothing of it stays) and return
+    /// `None`.
+    fn apply_all_or_none(&mut self, items: &[Write]) -> Result<Option<Vec<Result<()>>>> {
+        let path = self.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // IMMEDIATE: take the write lock up front. A deferred transaction
+        // that reads first cannot wait for another writer (SQLite returns
+        // BUSY at once on the upgrade), and two batches may share a journal.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for item in items {
+            if apply_one(&tx, item, &path).is_err() {
+                // Dropped: rolled back.
+                return Ok(None);
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(Some(items.iter().map(|_| Ok(())).collect()))
     }
 }
 
@@ -1463,29 +1509,52 @@ fn check_batch(
     batch: &Batch,
     account: Option<(&str, &str)>,
 ) -> Result<std::result::Result<Registration, BatchRefusal>> {
+    Ok(check_batch_known(conn, path, batch, account)?.0)
+}
+
+/// [`check_batch`], and the ids of the batch's orders already journaled.
+///
+/// Reads only each journaled order's id and body (not whole rows): a rerun
+/// of a large batch checks every order against the journal.
+fn check_batch_known(
+    conn: &Connection,
+    path: &Path,
+    batch: &Batch,
+    account: Option<(&str, &str)>,
+) -> Result<(
+    std::result::Result<Registration, BatchRefusal>,
+    std::collections::HashMap<String, String>,
+)> {
     if let (Some((base_url, api_key)), Some(row)) = (account, batch_row(conn, path, &batch.id)?) {
         if row.base_url != base_url || row.api_key != api_key {
-            return Ok(Err(BatchRefusal::Bound(row)));
+            return Ok((Err(BatchRefusal::Bound(row)), Default::default()));
         }
     }
     let mut reg = Registration::default();
-    let existing = order_rows(conn, path, &batch.id)?;
-    let by_id: std::collections::HashMap<&str, &OrderRow> =
-        existing.iter().map(|o| (o.order_id.as_str(), o)).collect();
+    let err = |e| sqlite_err(path, e);
+    let mut st = conn
+        .prepare_cached("SELECT order_id, body FROM orders WHERE batch_id = ?1 ORDER BY seq")
+        .map_err(err)?;
+    let existing: Vec<(String, String)> = st
+        .query_map([&batch.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(err)?;
     let mut in_file = HashSet::new();
     let mut conflicts = Vec::new();
+    let by_id: std::collections::HashMap<String, String> = existing.iter().cloned().collect();
     for spec in &batch.orders {
         in_file.insert(spec.id.as_str());
         match by_id.get(spec.id.as_str()) {
             None => reg.added += 1,
-            Some(row) => {
+            Some(journal_body) => {
                 let body = spec.intent.body(None);
-                if row.body == body {
+                if *journal_body == body {
                     reg.known += 1;
                 } else {
                     conflicts.push(Conflict {
                         order_id: spec.id.clone(),
-                        journal_body: row.body.clone(),
+                        journal_body: journal_body.clone(),
                         file_body: body,
                     });
                 }
@@ -1493,67 +1562,90 @@ fn check_batch(
         }
     }
     if !conflicts.is_empty() {
-        return Ok(Err(BatchRefusal::Conflicts(conflicts)));
+        return Ok((Err(BatchRefusal::Conflicts(conflicts)), by_id));
     }
     let bad_cancels = cancels::check(conn, path, batch)?;
     if !bad_cancels.is_empty() {
-        return Ok(Err(BatchRefusal::Cancels(bad_cancels)));
+        return Ok((Err(BatchRefusal::Cancels(bad_cancels)), by_id));
     }
     reg.cancels_added = cancels::count_new(conn, path, batch)?;
     reg.missing_from_file = existing
-        .iter()
-        .filter(|o| !in_file.contains(o.order_id.as_str()))
-        .map(|o| o.order_id.clone())
+        .into_iter()
+        .filter(|(id, _)| !in_file.contains(id.as_str()))
+        .map(|(id, _)| id)
         .collect();
-    Ok(Ok(reg))
+    Ok((Ok(reg), by_id))
 }
+
+/// The columns [`order_row`] reads, in its order.
+const ORDER_COLUMNS: &str =
+    "batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
+                    attempts, exchange_order_id, exchange_status, filled_quantity,
+                    client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
+                    last_deadline_ms";
 
 /// Every order of a batch, in file order.
 fn order_rows(conn: &Connection, path: &Path, batch_id: &str) -> Result<Vec<OrderRow>> {
     let mut st = conn
-        .prepare_cached(
-            "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
-                    attempts, exchange_order_id, exchange_status, filled_quantity,
-                    client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
-                    last_deadline_ms
-             FROM orders WHERE batch_id = ?1 ORDER BY seq",
-        )
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 ORDER BY seq"
+        ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
-        .query_map([batch_id], |r| {
-            let state: String = r.get(9)?;
-            Ok(OrderRow {
-                batch_id: r.get(0)?,
-                order_id: r.get(1)?,
-                seq: r.get(2)?,
-                pair: r.get(3)?,
-                side: r.get(4)?,
-                kind: r.get(5)?,
-                quantity: r.get(6)?,
-                price: r.get(7)?,
-                body: r.get(8)?,
-                state: state.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        9,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?,
-                attempts: r.get(10)?,
-                exchange_order_id: r.get(11)?,
-                exchange_status: r.get(12)?,
-                filled_quantity: r.get(13)?,
-                client_order_id: r.get(14)?,
-                last_error: r.get(15)?,
-                created_ms: r.get(16)?,
-                first_sent_ms: r.get(17)?,
-                last_sent_ms: r.get(18)?,
-                last_deadline_ms: r.get(19)?,
-            })
-        })
+        .query_map([batch_id], order_row)
         .map_err(|e| sqlite_err(path, e))?;
     rows.collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| sqlite_err(path, e))
+}
+
+/// The orders of a batch in one state, in file order (read through the
+/// `(batch_id, state)` index: a run asks for the few pending, unknown or
+/// open orders of a large batch many times).
+fn order_rows_in(
+    conn: &Connection,
+    path: &Path,
+    batch_id: &str,
+    state: OrderState,
+) -> Result<Vec<OrderRow>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2 ORDER BY seq"
+        ))
+        .map_err(|e| sqlite_err(path, e))?;
+    let rows = st
+        .query_map(params![batch_id, state.as_str()], order_row)
+        .map_err(|e| sqlite_err(path, e))?;
+    rows.collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_err(path, e))
+}
+
+/// One row of [`ORDER_COLUMNS`].
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    let state: String = r.get(9)?;
+    Ok(OrderRow {
+        batch_id: r.get(0)?,
+        order_id: r.get(1)?,
+        seq: r.get(2)?,
+        pair: r.get(3)?,
+        side: r.get(4)?,
+        kind: r.get(5)?,
+        quantity: r.get(6)?,
+        price: r.get(7)?,
+        body: r.get(8)?,
+        state: state.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into())
+        })?,
+        attempts: r.get(10)?,
+        exchange_order_id: r.get(11)?,
+        exchange_status: r.get(12)?,
+        filled_quantity: r.get(13)?,
+        client_order_id: r.get(14)?,
+        last_error: r.get(15)?,
+        created_ms: r.get(16)?,
+        first_sent_ms: r.get(17)?,
+        last_sent_ms: r.get(18)?,
+        last_deadline_ms: r.get(19)?,
+    })
 }
 
 /// One write the journal thread can group with others.
@@ -1576,30 +1668,31 @@ pub enum Write {
     Query(QueryResult),
 }
 
-fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<()> {
+fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
     let err = |source| JournalError::Sqlite {
         path: path.to_path_buf(),
         source,
     };
     match item {
         Write::State(c) => {
-            let current: Option<String> = tx
-                .prepare_cached("SELECT state FROM orders WHERE batch_id = ?1 AND order_id = ?2")
-                .map_err(err)?
-                .query_row(params![c.batch_id, c.order_id], |r| r.get(0))
-                .optional()
-                .map_err(err)?;
-            let current = current.unwrap_or_else(|| "<absent>".into());
-            if let Some(from) = c.from {
-                if current != from.as_str() {
-                    return Err(JournalError::StateMismatch {
-                        batch_id: c.batch_id.clone(),
-                        order_id: c.order_id.clone(),
-                        expected: from.as_str().into(),
-                        found: current,
-                    });
-                }
-            }
+            let read_state = || -> Result<String> {
+                let current: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT state FROM orders WHERE batch_id = ?1 AND order_id = ?2",
+                    )
+                    .map_err(err)?
+                    .query_row(params![c.batch_id, c.order_id], |r| r.get(0))
+                    .optional()
+                    .map_err(err)?;
+                Ok(current.unwrap_or_else(|| "<absent>".into()))
+            };
+            // With an expected state, the UPDATE itself checks it (one
+            // statement, not a read and a write); the state is read only to
+            // explain a refusal, or when no state is expected.
+            let current = match c.from {
+                Some(from) => from.as_str().to_string(),
+                None => read_state()?,
+            };
             let to =
                 c.to.map(|s| s.as_str().to_string())
                     .unwrap_or(current.clone());
@@ -1607,8 +1700,9 @@ fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<
                 None => (false, None),
                 Some(e) => (true, e.clone()),
             };
-            tx.prepare_cached(
-                "UPDATE orders SET
+            let n = tx
+                .prepare_cached(
+                    "UPDATE orders SET
                     state = ?3,
                     updated_ms = ?4,
                     exchange_order_id = COALESCE(?5, exchange_order_id),
@@ -1621,25 +1715,36 @@ fn apply_one(tx: &rusqlite::Savepoint<'_>, item: &Write, path: &Path) -> Result<
                     last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
                     last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
                     client_order_id = COALESCE(?12, client_order_id)
-                 WHERE batch_id = ?1 AND order_id = ?2",
-            )
-            .map_err(err)?
-            .execute(params![
-                c.batch_id,
-                c.order_id,
-                to,
-                c.at_ms,
-                c.exchange_order_id,
-                c.exchange_status,
-                c.filled_quantity,
-                c.average_price,
-                clear_error,
-                error,
-                c.is_send as i64,
-                c.client_order_id,
-                c.send_deadline_ms,
-            ])
-            .map_err(err)?;
+                 WHERE batch_id = ?1 AND order_id = ?2 AND state = ?14",
+                )
+                .map_err(err)?
+                .execute(params![
+                    c.batch_id,
+                    c.order_id,
+                    to,
+                    c.at_ms,
+                    c.exchange_order_id,
+                    c.exchange_status,
+                    c.filled_quantity,
+                    c.average_price,
+                    clear_error,
+                    error,
+                    c.is_send as i64 - c.unsent as i64,
+                    c.client_order_id,
+                    c.send_deadline_ms,
+                    current,
+                ])
+                .map_err(err)?;
+            if n == 0 {
+                if let Some(from) = c.from {
+                    return Err(JournalError::StateMismatch {
+                        batch_id: c.batch_id.clone(),
+                        order_id: c.order_id.clone(),
+                        expected: from.as_str().into(),
+                        found: read_state()?,
+                    });
+                }
+            }
             if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
                 tx.prepare_cached(
                     "INSERT INTO order_events (batch_id, order_id, run_id, at_ms, event, from_state, to_state, detail)

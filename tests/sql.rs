@@ -401,6 +401,25 @@ fn a_missing_journal_is_not_created() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("is not a SQLite journal"));
+    // Even when the query reads no table; and an empty file (a database
+    // with no schema) is named as no journal when a table is missing.
+    sql(&env)
+        .arg("--journal")
+        .arg(&text)
+        .arg("SELECT 1")
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("is not a SQLite journal"));
+    let empty = env.write("empty.db", "");
+    sql(&env)
+        .arg("--journal")
+        .arg(&empty)
+        .arg("SELECT * FROM orders")
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("is not an hqx journal"));
 }
 
 /// The rows of `--format json` for a query file, each with `params`.

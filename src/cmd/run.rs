@@ -137,11 +137,16 @@ pub fn run(
         confirm(&b, b.orders.len(), b.cancels.len(), &ex.base_url, &api_key)?;
     }
     let mut journal = Journal::open(journal_path)?;
-    let reg = journal
-        .check(&b, Some((&binding, &api_key)))?
-        .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
-    if ask && journal_existed && (reg.added > 0 || reg.cancels_added > 0) {
-        confirm(&b, reg.added, reg.cancels_added, &ex.base_url, &api_key)?;
+    // `register` checks the batch again inside its transaction (and
+    // refuses the same way): check first only to ask about new orders
+    // and cancels.
+    if ask && journal_existed {
+        let reg = journal
+            .check(&b, Some((&binding, &api_key)))?
+            .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
+        if reg.added > 0 || reg.cancels_added > 0 {
+            confirm(&b, reg.added, reg.cancels_added, &ex.base_url, &api_key)?;
+        }
     }
     journal
         .register(&b, &binding, &api_key, now_ms())?

@@ -97,6 +97,10 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
     }
     let denied: Arc<Mutex<Option<String>>> = Arc::default();
     let conn = open_read_only(journal_path, denied.clone())?;
+    // Read the header before the query: `SELECT 1` alone would run on any
+    // file at all.
+    conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(|e| sql_failure(e, "PRAGMA user_version", &denied, journal_path))?;
     let failure = |e: rusqlite::Error| {
         let mut f = sql_failure(e, &sql, &denied, journal_path);
         f.message.push_str(&older_schema_hint(&conn, &f.message));
@@ -455,6 +459,9 @@ fn older_schema_hint(conn: &Connection, message: &str) -> String {
     let known = crate::journal::Journal::schema_version();
     if found >= known {
         return String::new();
+    }
+    if found == 0 {
+        return "\nthis file has no hqx schema: it is not an hqx journal; check --journal".into();
     }
     format!(
         "\nthis journal has schema {found} and this hqx writes {known} (the views, such as `positions`, came with schema 4): `hqx journal check` upgrades it, keeping a copy of the old file beside it"

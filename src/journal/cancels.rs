@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{sqlite_err, Journal, JournalError, OrderRow, Result};
+use super::{order_row, sqlite_err, Journal, JournalError, OrderRow, Result, ORDER_COLUMNS};
 use crate::batch::{Batch, CancelTarget};
 use crate::cancel::CancelState;
 
@@ -273,45 +273,11 @@ impl Journal {
     pub fn order(&self, batch_id: &str, order_id: &str) -> Result<Option<OrderRow>> {
         let err = |e| self.err(e);
         self.conn
-            .prepare_cached(
-                "SELECT batch_id, order_id, seq, pair, side, type, quantity, price, body, state,
-                        attempts, exchange_order_id, exchange_status, filled_quantity,
-                        client_order_id, last_error, created_ms, first_sent_ms, last_sent_ms,
-                        last_deadline_ms
-                 FROM orders WHERE batch_id = ?1 AND order_id = ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND order_id = ?2"
+            ))
             .map_err(err)?
-            .query_row(params![batch_id, order_id], |r| {
-                let state: String = r.get(9)?;
-                Ok(OrderRow {
-                    batch_id: r.get(0)?,
-                    order_id: r.get(1)?,
-                    seq: r.get(2)?,
-                    pair: r.get(3)?,
-                    side: r.get(4)?,
-                    kind: r.get(5)?,
-                    quantity: r.get(6)?,
-                    price: r.get(7)?,
-                    body: r.get(8)?,
-                    state: state.parse().map_err(|e: String| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            9,
-                            rusqlite::types::Type::Text,
-                            e.into(),
-                        )
-                    })?,
-                    attempts: r.get(10)?,
-                    exchange_order_id: r.get(11)?,
-                    exchange_status: r.get(12)?,
-                    filled_quantity: r.get(13)?,
-                    client_order_id: r.get(14)?,
-                    last_error: r.get(15)?,
-                    created_ms: r.get(16)?,
-                    first_sent_ms: r.get(17)?,
-                    last_sent_ms: r.get(18)?,
-                    last_deadline_ms: r.get(19)?,
-                })
-            })
+            .query_row(params![batch_id, order_id], order_row)
             .optional()
             .map_err(err)
     }
