@@ -57,6 +57,9 @@ use time::OffsetDateTime;
 
 use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
 
+mod cancels;
+pub use cancels::{CancelSpec, CancelTarget};
+
 /// The only batch format version this hqx reads (`version: 1`).
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -78,7 +81,7 @@ const MAX_SHOWN_ERRORS: usize = 100;
 const MAX_SCALAR_CHARS: usize = 200;
 
 const TOP_KEYS: &[&str] = &[
-    "version", "batch", "defaults", "orders", "queries", "limits",
+    "version", "batch", "defaults", "orders", "queries", "limits", "cancels",
 ];
 const DEFAULT_KEYS: &[&str] = &["pair", "type", "side"];
 const ORDER_KEYS: &[&str] = &["id", "pair", "side", "type", "quantity", "price"];
@@ -101,6 +104,8 @@ pub struct Batch {
     pub orders: Vec<OrderSpec>,
     /// The queries, in file order.
     pub queries: Vec<QuerySpec>,
+    /// The cancels, in file order (run before any placement).
+    pub cancels: Vec<CancelSpec>,
     /// The batch's own pre-trade limits (`limits:`), if it sets any.
     pub limits: Option<crate::limits::Limits>,
 }
@@ -351,12 +356,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Batch, BatchErrors> {
     let checked = check.batch(&root);
     let limits = crate::limits::from_batch(&mut check, &root);
     match checked {
-        Some((id, orders, queries)) if check.errors.is_empty() => Ok(Batch {
+        Some((id, orders, queries, cancels)) if check.errors.is_empty() => Ok(Batch {
             id,
             path: path.to_path_buf(),
             file_sha256: hex::encode(Sha256::digest(text.as_bytes())),
             orders,
             queries,
+            cancels,
             limits,
         }),
         _ => Err(check.into_errors()),
@@ -805,7 +811,11 @@ impl<'p> Check<'p> {
     }
 
     /// The whole batch: its id, orders and queries.
-    fn batch(&mut self, root: &Node) -> Option<(String, Vec<OrderSpec>, Vec<QuerySpec>)> {
+    #[allow(clippy::type_complexity)]
+    fn batch(
+        &mut self,
+        root: &Node,
+    ) -> Option<(String, Vec<OrderSpec>, Vec<QuerySpec>, Vec<CancelSpec>)> {
         let Some(map) = root.as_mapping() else {
             self.err(
                 node_pos(root),
@@ -858,17 +868,23 @@ impl<'p> Check<'p> {
             orders.as_ref().map(|o| o.as_ref().map(|(n, _)| *n)),
             queries.as_ref().map(|q| q.as_ref().map(|(n, _)| *n)),
         );
-        let misspelt = fields.misspelt("orders") || fields.misspelt("queries");
-        if empty(&order_count) && empty(&query_count) && !misspelt {
+        let misspelt =
+            fields.misspelt("orders") || fields.misspelt("queries") || fields.misspelt("cancels");
+        let orders = orders.flatten().map(|(_, o)| o).unwrap_or_default();
+        let queries = queries.flatten().map(|(_, q)| q).unwrap_or_default();
+        let cancels = fields
+            .get("cancels")
+            .map(|f| self.cancels(f, id.as_deref(), &orders, &queries));
+        let cancel_count = cancels.as_ref().map(|c| c.as_ref().map(|(n, _)| *n));
+        if empty(&order_count) && empty(&query_count) && empty(&cancel_count) && !misspelt {
             self.err(
                 top,
                 "orders",
-                "the batch has no orders and no queries; add at least one under `orders:` or `queries:`".into(),
+                "the batch has no orders, queries or cancels; add at least one under `orders:`, `queries:` or `cancels:`".into(),
             );
         }
-        let orders = orders.flatten().map(|(_, o)| o).unwrap_or_default();
-        let queries = queries.flatten().map(|(_, q)| q).unwrap_or_default();
-        Some((id?, orders, queries))
+        let cancels = cancels.flatten().map(|(_, c)| c).unwrap_or_default();
+        Some((id?, orders, queries, cancels))
     }
 
     fn version(&mut self, f: Field<'_>) {
@@ -1912,9 +1928,9 @@ queries:
     #[test]
     fn a_batch_with_no_orders_and_no_queries_is_refused() {
         let e = one("version: 1\nbatch: b\n");
-        assert_err(&e, 1, 1, "orders", "no orders and no queries");
+        assert_err(&e, 1, 1, "orders", "no orders, queries or cancels");
         let e = one("# header\nversion: 1\nbatch: b\norders: []\nqueries: []\n");
-        assert_err(&e, 2, 1, "orders", "no orders and no queries");
+        assert_err(&e, 2, 1, "orders", "no orders, queries or cancels");
         let e = one("version: 1\nbatch: b\norders:\n");
         assert_err(&e, 3, 1, "orders", "`orders` is empty");
         let e = one("version: 1\nbatch: b\norders: { id: a }\n");

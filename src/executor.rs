@@ -6,6 +6,8 @@
 //!    proven absent after a grace period) *before anything new is sent*:
 //!    otherwise a resend could duplicate an order the exchange already has.
 //!    What cannot be proven either way stops the run (exit 3).
+//!    Then the batch's cancels run ([`crate::cancels`]), before any
+//!    placement: a cancel of a still-unknown order waits.
 //! 3. Pending orders are placed, each journaled `sending` (durably) once
 //!    the rate limit lets it through, then sent as soon as a request slot
 //!    is free (a bounded number wait so marked: see
@@ -82,6 +84,8 @@ pub struct RunReport {
     pub queries: Vec<(String, Result<String, String>)>,
     /// Orders still unknown.
     pub unresolved: Vec<String>,
+    /// The batch's cancels, as the run left them.
+    pub cancels: crate::cancels::CancelReport,
     /// Things the user should read (auth problems, skew, ...).
     pub notes: Vec<String>,
     /// Ctrl-C was pressed.
@@ -149,6 +153,7 @@ impl Executor {
                 orders: self.orders().await?,
                 queries: Vec::new(),
                 unresolved: Vec::new(),
+                cancels: Default::default(),
                 notes: self.acct.notes(),
                 interrupted: false,
                 exit_code: exit::USAGE,
@@ -157,8 +162,14 @@ impl Executor {
 
         // 2-4. Resolve, place, and resolve what was lost, in rounds.
         let mut unresolved: Vec<String> = Vec::new();
+        let mut cancels = crate::cancels::CancelReport::default();
         for round in 0..=self.opts.resolve_rounds {
             unresolved = self.resolve_unknown().await?;
+            // Cancels run once, before any placement (src/cancels.rs);
+            // those whose target is still unknown wait.
+            if round == 0 && !self.acct.stop().is_set() {
+                cancels = crate::cancels::run(&self.acct, &self.batch).await?;
+            }
             if !unresolved.is_empty() || self.acct.stop().is_set() {
                 break;
             }
@@ -202,10 +213,11 @@ impl Executor {
         let failed = orders
             .iter()
             .any(|o| matches!(o.state, OrderState::Rejected | OrderState::Pending))
-            || queries.iter().any(|(_, r)| r.is_err());
+            || queries.iter().any(|(_, r)| r.is_err())
+            || !cancels.failed.is_empty();
         let exit_code = if interrupted {
             exit::INTERRUPTED
-        } else if !unresolved.is_empty() {
+        } else if !unresolved.is_empty() || !cancels.unresolved.is_empty() {
             exit::UNRESOLVED
         } else if failed {
             exit::FAILED
@@ -217,6 +229,7 @@ impl Executor {
             orders,
             queries,
             unresolved,
+            cancels,
             notes,
             interrupted,
             exit_code,

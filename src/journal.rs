@@ -27,13 +27,18 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_accounts_and_reconcile.sql"),
     include_str!("../migrations/0004_views_and_positions.sql"),
     include_str!("../migrations/0006_balance_read_window.sql"),
+    // 0005 was numbered before 0006 but reached main after it: appended,
+    // so a journal already at 0006 gets it next (schema 6).
+    include_str!("../migrations/0005_cancels.sql"),
 ];
 
 /// The schema that added `position_figures`: a journal upgraded to it has
 /// its figures computed from its trades when it is opened.
 const FIGURES_SCHEMA: i64 = 4;
 
+mod cancels;
 mod figures;
+pub use cancels::{CancelChange, CancelItem, CancelRow, NewItem};
 
 /// What went wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +155,8 @@ pub struct Registration {
     pub known: usize,
     /// Journaled orders no longer in the file (left as they are).
     pub missing_from_file: Vec<String>,
+    /// Cancels newly journaled.
+    pub cancels_added: usize,
 }
 
 /// An order whose text in the file differs from the journal's.
@@ -170,6 +177,9 @@ pub enum BatchRefusal {
     Bound(BatchRow),
     /// Orders changed under ids already journaled.
     Conflicts(Vec<Conflict>),
+    /// Cancels changed under ids already journaled, or naming orders of
+    /// other batches the journal does not hold: one message each.
+    Cancels(Vec<String>),
 }
 
 /// One state change of one order, with what the exchange said.
@@ -676,6 +686,7 @@ impl Journal {
                 }
             }
         }
+        cancels::register(&tx, &path, batch, now_ms)?;
         tx.commit().map_err(err)?;
         Ok(Ok(reg))
     }
@@ -1553,6 +1564,11 @@ fn check_batch_known(
     if !conflicts.is_empty() {
         return Ok((Err(BatchRefusal::Conflicts(conflicts)), by_id));
     }
+    let bad_cancels = cancels::check(conn, path, batch)?;
+    if !bad_cancels.is_empty() {
+        return Ok((Err(BatchRefusal::Cancels(bad_cancels)), by_id));
+    }
+    reg.cancels_added = cancels::count_new(conn, path, batch)?;
     reg.missing_from_file = existing
         .into_iter()
         .filter(|(id, _)| !in_file.contains(id.as_str()))

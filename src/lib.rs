@@ -11,6 +11,8 @@
 //! - [`key`]: the API key object, and the rules kept about it (file mode, expiry, ips).
 //! - [`client`]: the signed, rate-limited REST client.
 //! - [`order`]: the order state machine: the only place states change.
+//! - [`cancel`]: the cancel state machine (the cancel of one order).
+//! - [`cancels`]: a run's cancels: resolved, sent once, checked after a lost answer.
 //! - [`journal`]: the SQLite journal; all SQL lives there and in `migrations/`.
 //! - [`account`]: what the exchange says about an account, read safely (shared by run and reconcile).
 //! - [`positions`]: positions and realized PnL by average cost, exact (the `positions` view's figures).
@@ -24,6 +26,8 @@
 
 pub mod account;
 pub mod batch;
+pub mod cancel;
+pub mod cancels;
 pub mod cli;
 pub mod client;
 pub mod cmd;

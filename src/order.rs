@@ -135,6 +135,13 @@ pub enum Event {
     DeclaredPlaced,
     /// A person declared it absent (`hqx resolve --as absent`).
     DeclaredAbsent,
+    /// A batch cancel reached it before it was ever sent: it never will be.
+    CancelledUnsent,
+    /// A cancel (DELETE) of it is about to be sent; it stays open until
+    /// the exchange confirms.
+    CancelSent,
+    /// The exchange confirmed a cancel of it.
+    CancelConfirmed,
 }
 
 impl Event {
@@ -153,6 +160,9 @@ impl Event {
             Event::StatusReport(_) => "status_report",
             Event::DeclaredPlaced => "declared_placed",
             Event::DeclaredAbsent => "declared_absent",
+            Event::CancelledUnsent => "cancelled_unsent",
+            Event::CancelSent => "cancel_sent",
+            Event::CancelConfirmed => "cancel_confirmed",
         }
     }
 }
@@ -182,6 +192,11 @@ pub fn transition(from: OrderState, event: Event) -> Result<OrderState, IllegalT
         (S::Unknown, E::Found(s)) if s.is_placed() || s == S::Rejected => s,
         (S::Unknown, E::ProvenAbsent | E::DeclaredAbsent) => S::Pending,
         (S::Unknown, E::DeclaredPlaced) => S::Open,
+        // Cancels (src/cancels.rs): a never-sent order is never sent; an
+        // open one stays open until the exchange says it is cancelled.
+        (S::Pending, E::CancelledUnsent) => S::Cancelled,
+        (S::Open, E::CancelSent) => S::Open,
+        (S::Open, E::CancelConfirmed) => S::Cancelled,
         (S::Open, E::StatusReport(s)) if s.is_placed() => s,
         // A final exchange status may be reported again; it stays put.
         (S::Filled | S::Cancelled, E::StatusReport(s)) if s == from => from,
@@ -218,6 +233,9 @@ mod tests {
             any_state().prop_map(Event::StatusReport),
             Just(Event::DeclaredPlaced),
             Just(Event::DeclaredAbsent),
+            Just(Event::CancelledUnsent),
+            Just(Event::CancelSent),
+            Just(Event::CancelConfirmed),
         ]
     }
 
@@ -258,6 +276,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_cancelled_order_is_never_sent() {
+        assert_eq!(
+            transition(OrderState::Pending, Event::CancelledUnsent),
+            Ok(OrderState::Cancelled)
+        );
+        assert!(transition(OrderState::Cancelled, Event::Send).is_err());
+        assert!(transition(OrderState::Unknown, Event::CancelledUnsent).is_err());
+        assert!(transition(OrderState::Sending, Event::CancelledUnsent).is_err());
+        assert_eq!(
+            transition(OrderState::Open, Event::CancelConfirmed),
+            Ok(OrderState::Cancelled)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod util;
 
 mod auth;
+mod cancels;
 mod concurrency;
 mod crash;
 mod faults;

@@ -27,8 +27,13 @@ pub struct Args {
     /// `limits:`, the stricter rule wins.
     #[arg(long, env = "HQX_LIMITS", value_name = "FILE")]
     pub limits: Option<PathBuf>,
-    /// How to reach the exchange, used only for the reference prices that
-    /// limits need.
+    /// Read the exchange (GETs only) to count the orders each `all_open`
+    /// cancel would cancel now. Without it, plan reaches the exchange only
+    /// for the reference prices that limits need.
+    #[arg(long)]
+    pub online: bool,
+    /// How to reach the exchange: for the reference prices that limits
+    /// need, and with --online.
     #[command(flatten)]
     pub conn: Connection,
 }
@@ -55,18 +60,28 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
         ex.shutdown();
         Ok(got)
     })?;
-    let (rows, conflicts) = if journal_path.exists() {
+    let mut cancel_problems = Vec::new();
+    let (rows, conflicts, journal) = if journal_path.exists() {
         let j = Journal::open(journal_path)?;
         let conflicts: HashMap<String, String> = match j.check(&b, None)? {
             Err(BatchRefusal::Conflicts(c)) => c
                 .into_iter()
                 .map(|c| (c.order_id, c.journal_body))
                 .collect(),
+            Err(BatchRefusal::Cancels(problems)) => {
+                // Orders the journal lacks show on their cancel's own line
+                // (CONFLICT) below; changed cancels are listed here.
+                cancel_problems = problems
+                    .into_iter()
+                    .filter(|m| !m.contains("which this journal does not hold"))
+                    .collect();
+                HashMap::new()
+            }
             _ => HashMap::new(),
         };
-        (j.orders(&b.id)?, conflicts)
+        (j.orders(&b.id)?, conflicts, Some(j))
     } else {
-        (Vec::new(), HashMap::new())
+        (Vec::new(), HashMap::new(), None)
     };
     let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
     let (mut place, mut done, mut other) = (0, 0, 0);
@@ -149,16 +164,27 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
                 .field("action", "to_run"),
         );
     }
+    let (cancels_line, cancel_conflicts, cancels_to_send) = if b.cancels.is_empty() {
+        (String::new(), 0, 0)
+    } else {
+        let open_counts = if args.online {
+            Some(count_open(journal_path, args, &b)?)
+        } else {
+            None
+        };
+        let planned = crate::cancels::plan(&b, journal.as_ref(), open_counts.as_ref())?;
+        report_cancels(sh, &b, &planned, &cancel_problems)
+    };
+    let conflict_count = conflicts.len() + cancel_problems.len() + cancel_conflicts;
     let line = format!(
-        "{place} to place, {done} already placed or rejected, {other} to resolve, {} conflict(s); {} {} to run",
-        conflicts.len(),
+        "{place} to place, {done} already placed or rejected, {other} to resolve, {conflict_count} conflict(s); {} {} to run{cancels_line}",
         b.queries.len(),
         queries_word(b.queries.len())
     );
     sh.say(&paint(style::HEADER, &line));
-    let code = if !conflicts.is_empty() {
+    let code = if conflict_count > 0 {
         exit::USAGE
-    } else if args.detailed_exitcode && place + other > 0 {
+    } else if args.detailed_exitcode && place + other + cancels_to_send > 0 {
         exit::CHANGES
     } else {
         exit::OK
@@ -179,7 +205,7 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
         let warn2 = github::outputs(&[
             ("to_place", place.to_string()),
             ("to_resolve", other.to_string()),
-            ("conflicts", conflicts.len().to_string()),
+            ("conflicts", conflict_count.to_string()),
             ("exit_code", code.to_string()),
         ]);
         for w in [warn, warn2].into_iter().flatten() {
@@ -192,9 +218,106 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
             .field("to_place", place)
             .field("already", done)
             .field("to_resolve", other)
-            .field("conflicts", conflicts.len())
+            .field("conflicts", conflict_count)
+            .field("cancels_to_send", cancels_to_send)
             .field("queries", b.queries.len()),
         code,
     );
     Ok(code)
+}
+
+/// Show each cancel as `run` would treat it; returns the text for the
+/// summary line, the number of conflicts and of cancels to send.
+fn report_cancels(
+    sh: &mut Shell,
+    b: &crate::batch::Batch,
+    planned: &[crate::cancels::PlannedCancel],
+    problems: &[String],
+) -> (String, usize, usize) {
+    sh.say("cancels (run before any placement):");
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in planned {
+        *counts.entry(p.what).or_default() += 1;
+        sh.say(&format!(
+            "  {} {:<16} {}{}",
+            paint(state_style(p.what), format!("{:<12}", p.what)),
+            p.id,
+            p.target,
+            p.note
+        ));
+        sh.record(
+            Record::new("cancel")
+                .field("batch_id", &b.id)
+                .field("cancel_id", &p.id)
+                .field("action", p.what.replace(' ', "_"))
+                .field("target", &p.target)
+                .field("detail", p.note.trim()),
+        );
+    }
+    for m in problems {
+        sh.say(&format!(
+            "  {} {m}",
+            paint(state_style("CONFLICT"), "CONFLICT    ")
+        ));
+    }
+    let text = counts
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+    (
+        format!("; {} cancel(s): {text}", planned.len()),
+        n("CONFLICT"),
+        n("to send"),
+    )
+}
+
+/// For `--online`: the number of orders open now on each pair an
+/// `all_open` cancel names, read with GETs (paged, as `run` reads them);
+/// nothing is written to the journal.
+fn count_open(
+    journal_path: &Path,
+    args: &Args,
+    b: &crate::batch::Batch,
+) -> Result<HashMap<String, Result<usize, String>>, Failure> {
+    use crate::account::{Account, ReadOptions, Stop};
+    use crate::journal::JournalWriter;
+    let mut ex = crate::connect::Exchange::open(journal_path, &args.conn)?;
+    let client = ex.client(&args.conn)?;
+    // The reads' http_log rows go to a journal in memory, thrown away.
+    let (writer, thread) = JournalWriter::spawn(Journal::open(Path::new(":memory:"))?);
+    let acct = Account::new(
+        client,
+        writer.clone(),
+        0,
+        0,
+        None,
+        ReadOptions::default(),
+        std::sync::Arc::new(Stop::default()),
+    );
+    let pairs: std::collections::BTreeSet<String> = b
+        .cancels
+        .iter()
+        .filter_map(|c| match &c.target {
+            crate::batch::CancelTarget::AllOpen { pair } => Some(pair.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    let out = ex.rt.block_on(async {
+        let mut out = HashMap::new();
+        for p in pairs {
+            let n = acct
+                .list_orders(Some(&p), "open", None, None)
+                .await
+                .map(|l| l.len());
+            out.insert(p, n);
+        }
+        out
+    });
+    ex.shutdown();
+    drop(acct);
+    drop(writer);
+    let _ = thread.join();
+    Ok(out)
 }

@@ -64,6 +64,14 @@ pub(crate) fn refusal_message(b: &Batch, binding: &str, api_key: &str, r: &Batch
             ));
             m
         }
+        BatchRefusal::Cancels(problems) => {
+            let mut m = problems.join("\n");
+            m.push_str(&format!(
+                "\n{} cancel(s) cannot run against this journal; nothing was sent.",
+                problems.len()
+            ));
+            m
+        }
     }
 }
 
@@ -107,6 +115,13 @@ pub fn run(
     let limits = load_limits(&b, args.limits.as_deref())?;
     super::journal::require(journal_path, must_exist)?;
     let _lock = lock_batch(journal_path, &b.id)?;
+    // The batches whose orders the cancels name are changed by this run
+    // too (a never-sent order is journaled as cancelled): lock them.
+    let _cancel_locks = crate::cancels::batches_touched(&b)
+        .iter()
+        .skip(1)
+        .map(|id| lock_batch(journal_path, id))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ex = Exchange::open(journal_path, &args.conn)?;
     let (binding, api_key) = (ex.binding.clone(), ex.creds.api_key.clone());
     let client = ex.client(&args.conn)?;
@@ -118,18 +133,19 @@ pub fn run(
     // yet, every order is to place, so ask before creating it.
     let ask = !args.yes && !ex.is_local;
     let journal_existed = journal_path.exists();
-    if ask && !journal_existed && !b.orders.is_empty() {
-        confirm(&b, b.orders.len(), &ex.base_url, &api_key)?;
+    if ask && !journal_existed && (!b.orders.is_empty() || !b.cancels.is_empty()) {
+        confirm(&b, b.orders.len(), b.cancels.len(), &ex.base_url, &api_key)?;
     }
     let mut journal = Journal::open(journal_path)?;
     // `register` checks the batch again inside its transaction (and
-    // refuses the same way): check first only to ask about new orders.
+    // refuses the same way): check first only to ask about new orders
+    // and cancels.
     if ask && journal_existed {
         let reg = journal
             .check(&b, Some((&binding, &api_key)))?
             .map_err(|r| refusal(&b, &binding, &api_key, &r))?;
-        if reg.added > 0 {
-            confirm(&b, reg.added, &ex.base_url, &api_key)?;
+        if reg.added > 0 || reg.cancels_added > 0 {
+            confirm(&b, reg.added, reg.cancels_added, &ex.base_url, &api_key)?;
         }
     }
     journal
@@ -228,15 +244,28 @@ pub(crate) fn watch_ctrl_c(stop: Arc<Stop>, progress: Progress) {
     });
 }
 
-fn confirm(b: &Batch, n: usize, base_url: &str, api_key: &str) -> Result<(), Failure> {
+fn confirm(
+    b: &Batch,
+    n: usize,
+    cancels: usize,
+    base_url: &str,
+    api_key: &str,
+) -> Result<(), Failure> {
+    let what = match (n, cancels) {
+        (n, 0) => format!("place {n} order(s)"),
+        (0, c) => format!("run {c} cancel(s)"),
+        (n, c) => format!("place {n} order(s) and run {c} cancel(s)"),
+    };
     if !std::io::stdin().is_terminal() {
         return Err(Failure::usage(format!(
-            "about to place {n} order(s) of batch `{}` on {base_url}; standard input is not a terminal, so pass --yes to confirm",
+            "about to {what} of batch `{}` on {base_url}; standard input is not a terminal, so pass --yes to confirm",
             b.id
         )));
     }
+    let mut what = what;
+    what.replace_range(..1, &what[..1].to_ascii_uppercase());
     eprint!(
-        "Place {n} order(s) of batch `{}` on {base_url} with key {api_key}? [y/N] ",
+        "{what} of batch `{}` on {base_url} with key {api_key}? [y/N] ",
         b.id
     );
     let _ = std::io::stderr().flush();
@@ -367,6 +396,20 @@ fn report_run(
             );
         }
     }
+    let cancel_counts = report_cancels(sh, b, r);
+    let did_line = if cancel_counts.is_empty() {
+        did_line
+    } else {
+        let text = cancel_counts
+            .iter()
+            .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{}; cancels: {text}",
+            did_line.replacen("nothing to send", "nothing to place", 1)
+        )
+    };
     for (id, q) in &r.queries {
         match q {
             Ok(s) => sh.say(&format!("query {id}: {s}")),
@@ -386,7 +429,7 @@ fn report_run(
         .map(|(k, v)| format!("{v} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let line = format!(
+    let mut line = format!(
         "batch `{}`: {} order(s): {}",
         b.id,
         r.orders.len(),
@@ -396,6 +439,19 @@ fn report_run(
             counts_text
         }
     );
+    if !r.cancels.cancels.is_empty() {
+        let text = cancel_counts
+            .iter()
+            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        line.push_str(&format!(
+            "; {} cancel(s) of {} order(s): {}",
+            r.cancels.cancels.len(),
+            cancel_counts.values().sum::<usize>(),
+            if text.is_empty() { "none".into() } else { text }
+        ));
+    }
     sh.say(&format!("{}; journal: {}", line, journal_path.display()));
     sh.say(&paint(
         if nothing_sent {
@@ -415,6 +471,20 @@ fn report_run(
             r.unresolved.len(),
             r.unresolved.join(", "),
             b.id
+        ));
+    }
+    if !r.cancels.unresolved.is_empty() {
+        sh.warn(&format!(
+            "{} cancel(s) not settled: {}. Their orders' outcome is not known yet; nothing was sent for them that could not be checked. Run the same file again (a cancel whose order is `unknown` waits for it to be resolved).",
+            r.cancels.unresolved.len(),
+            r.cancels.unresolved.join(", ")
+        ));
+    }
+    if !r.cancels.failed.is_empty() {
+        sh.warn(&format!(
+            "{} cancel(s) failed: {}; the CANCEL lines above say why. A failed cancel is final under its id: fix it under a new id.",
+            r.cancels.failed.len(),
+            r.cancels.failed.join(", ")
         ));
     }
     if r.interrupted {
@@ -459,9 +529,80 @@ fn report_run(
                 "queries_failed",
                 r.queries.iter().filter(|(_, q)| q.is_err()).count(),
             )
+            .field("cancels", r.cancels.cancels.len())
+            .field("cancels_unsettled", r.cancels.unresolved.len())
+            .field("cancels_failed", r.cancels.failed.len())
             .field("interrupted", r.interrupted)
             .field("message", &did_line),
         r.exit_code,
     );
     format!("{line}; {did_line}")
+}
+
+/// Tell people and JSON readers what became of each cancel (one line per
+/// order it is about); returns the count of each cancel state.
+fn report_cancels<'a>(sh: &mut Shell, b: &Batch, r: &'a RunReport) -> BTreeMap<&'a str, usize> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    if r.cancels.cancels.is_empty() {
+        return counts;
+    }
+    sh.say(&paint(
+        style::HEADER,
+        format!(
+            "{:<18} {:<18} {:<14} {}",
+            "CANCEL", "STATE", "EXCHANGE ID", "TARGET / NOTE"
+        ),
+    ));
+    for c in &r.cancels.cancels {
+        let target = format!("{}: {}", c.target_kind, c.target);
+        let line = |sh: &mut Shell, state: &str, id: Option<&str>, rest: String| {
+            sh.say(
+                format!(
+                    "{:<18} {:<18} {:<14} {target}{rest}",
+                    c.cancel_id,
+                    state.replace('_', " "),
+                    id.unwrap_or("-"),
+                )
+                .trim_end(),
+            );
+            sh.record(
+                Record::new("cancel")
+                    .field("batch_id", &b.id)
+                    .field("cancel_id", &c.cancel_id)
+                    .field("target", &target)
+                    .field("state", state)
+                    .field("exchange_order_id", id),
+            );
+        };
+        if c.items.is_empty() {
+            *counts.entry(c.state.as_str()).or_default() += 1;
+            let rest = c
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            line(sh, &c.state, None, rest);
+        }
+        for it in &c.items {
+            *counts.entry(it.state.as_str()).or_default() += 1;
+            let order = it
+                .order
+                .as_ref()
+                .filter(|_| c.target_kind != "order")
+                .map(|(b, o)| format!(" = {b}/{o}"))
+                .unwrap_or_default();
+            let err = it
+                .last_error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            line(
+                sh,
+                it.state.as_str(),
+                it.exchange_order_id.as_deref(),
+                format!("{order}{err}"),
+            );
+        }
+    }
+    counts
 }

@@ -28,14 +28,14 @@ pub struct FaultSpec {
     pub latency: Duration,
     /// Share answered 500, 502 or 503 without doing anything.
     pub error5xx: f64,
-    /// Share of successful placements that are committed (the order
+    /// Share of successful placements and cancels that are committed (the order
     /// exists, funds move) but answered 500 or with the connection closed.
     pub drop: f64,
     /// Share where the connection is closed before anything is done.
     pub reset: f64,
     /// Share answered 429 with `Retry-After: 1` without doing anything.
     pub limit429: f64,
-    /// Share that hang for `stall_for`, then answer 504; a placement is
+    /// Share that hang for `stall_for`, then answer 504; a placement or cancel is
     /// committed before the hang or not at all (half each).
     pub stall: f64,
     /// How long a stall hangs; zero means [`DEFAULT_STALL_FOR`].
@@ -182,9 +182,9 @@ pub(super) enum Fault {
     Error5xx(u16),
     /// Answer 429 with `Retry-After: 1` without doing anything.
     Limit429,
-    /// Hang, then answer 504; a placement is first committed if `commit`.
+    /// Hang, then answer 504; a placement or cancel is first committed if `commit`.
     Stall { commit: bool, hang: Duration },
-    /// For a successful placement: commit it, then answer 500 (or close
+    /// For a successful placement or cancel: commit it, then answer 500 (or close
     /// the connection if `close`). Other requests behave normally.
     Drop { close: bool },
 }

@@ -601,7 +601,9 @@ async fn api_request(
     if fault != Fault::None {
         tracing::debug!(?fault, ?api, "sandbox fault");
     }
-    let placement = api == Api::Place;
+    // Faults that commit before failing (drop, stall) apply to the calls
+    // that act: placements and cancels.
+    let placement = matches!(api, Api::Place | Api::Cancel(_));
     match fault {
         Fault::Reset => Err(ConnectionClosed),
         Fault::Error5xx(code) => Ok(error(
