@@ -1,4 +1,4 @@
--- hqx journal, cancels (applied after 0006, which reached main first: schema 6).
+-- hqx journal, schema 5: cancels.
 --
 -- A batch's `cancels:` entry is one row of `cancels`, journaled with the
 -- batch's orders before anything is sent. Once hqx knows which exchange

@@ -26,10 +26,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_send_deadline.sql"),
     include_str!("../migrations/0003_accounts_and_reconcile.sql"),
     include_str!("../migrations/0004_views_and_positions.sql"),
-    include_str!("../migrations/0006_balance_read_window.sql"),
-    // 0005 was numbered before 0006 but reached main after it: appended,
-    // so a journal already at 0006 gets it next (schema 6).
     include_str!("../migrations/0005_cancels.sql"),
+    include_str!("../migrations/0006_balance_read_window.sql"),
 ];
 
 /// The schema that added `position_figures`: a journal upgraded to it has

@@ -144,6 +144,27 @@ fn every_command_speaks_json_lines_that_the_schema_accepts() {
         3
     );
 
+    // Cancels: a second batch withdraws the first one's resting order.
+    let cancel = env.write(
+        "cancel.yaml",
+        "version: 1\nbatch: drop-1\ncancels:\n  - { id: drop-rest, order: quick-1/rest-1 }\n",
+    );
+    let mut c = env.hqx();
+    c.args(["plan"]).arg(&cancel);
+    let plan = json_of(c);
+    let planned = plan.of_type("cancel");
+    assert_eq!(planned.len(), 1, "{}", plan.stderr);
+    assert_eq!(planned[0]["action"], "to_send");
+    assert_eq!(plan.summary()["cancels_to_send"], 1);
+    outputs.push(("plan-cancel".into(), plan));
+    let run = json_of(env.run(&cancel));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let done = run.of_type("cancel");
+    assert_eq!(done.len(), 1, "{:?}", run.lines);
+    assert_eq!(done[0]["cancel_id"], "drop-rest");
+    assert_eq!(run.summary()["cancels"], 1);
+    outputs.push(("run-cancel".into(), run));
+
     let mut c = env.hqx();
     c.args(["reconcile", "--rate", "2000"]);
     outputs.push(("reconcile".into(), json_of(c)));
