@@ -238,7 +238,6 @@ fn sandbox_flag_runs_the_quickstart_with_no_keys_and_reruns_cleanly() {
 /// same profile places through it.
 #[test]
 fn the_standalone_sandbox_serves_a_venue_profile() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let venue = dir.path().join("venue.yaml");
     std::fs::write(
@@ -246,24 +245,7 @@ fn the_standalone_sandbox_serves_a_venue_profile() {
         "client_order_id_field: clientOrderId\npaths: { my_orders: /trading/api/v2/orders/my }\n",
     )
     .unwrap();
-    let mut sandbox = std::process::Command::new(assert_cmd::cargo::cargo_bin("hqx"))
-        .env_clear()
-        .args(["sandbox", "--port", "0", "--venue"])
-        .arg(&venue)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(sandbox.stdout.take().unwrap()).lines();
-    let mut vars = std::collections::HashMap::new();
-    while vars.len() < 3 {
-        let line = lines
-            .next()
-            .expect("the sandbox printed its settings")
-            .unwrap();
-        if let Some((k, v)) = line.split_once('=') {
-            vars.insert(k.to_string(), v.to_string());
-        }
-    }
+    let (mut sandbox, vars) = standalone_sandbox(&["--venue".as_ref(), venue.as_os_str()]);
     let run = assert_cmd::Command::cargo_bin("hqx")
         .unwrap()
         .current_dir(dir.path())
