@@ -451,8 +451,9 @@ fn fills_the_journal_missed_are_a_finding_until_the_trades_are_read() {
     );
 }
 
-#[test]
-fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() {
+/// An exchange and a venue profile that page trades 2 at a time, and a
+/// batch run on it that made 5 trades.
+fn five_trades_in_pages_of_two() -> (Env, std::path::PathBuf) {
     let env = Env::with(|c| c.venue.trades_page_limit = 2);
     let venue = env.write("venue.yaml", "trades_page_limit: 2\n");
     let f = env.write("b.yaml", &batch_of("many", 5));
@@ -460,6 +461,12 @@ fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() 
         .args(["--venue", venue.to_str().unwrap()])
         .assert()
         .code(0);
+    (env, venue)
+}
+
+#[test]
+fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() {
+    let (env, venue) = five_trades_in_pages_of_two();
     let rest = place_outside(
         &env,
         r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.3","price":"20000"}"#,
@@ -503,15 +510,8 @@ fn trades_that_arrive_between_page_reads_are_journaled_once_and_never_skipped() 
 
 #[test]
 fn a_reconcile_with_nothing_new_costs_one_trade_request() {
-    // Pages of 2 trades, so the overlap that every read goes back over
-    // spans several pages.
-    let env = Env::with(|c| c.venue.trades_page_limit = 2);
-    let venue = env.write("venue.yaml", "trades_page_limit: 2\n");
-    let f = env.write("b.yaml", &batch_of("many", 5));
-    env.run(&f)
-        .args(["--venue", venue.to_str().unwrap()])
-        .assert()
-        .code(0);
+    // The overlap that every read goes back over spans several pages.
+    let (env, venue) = five_trades_in_pages_of_two();
     let reco = |env: &Env| reconcile(env, &["--venue", venue.to_str().unwrap()]);
     let trade_requests = |env: &Env| -> i64 {
         env.one(
