@@ -242,6 +242,11 @@ impl Reconcile {
                 detail: status_detail(&c),
             });
         }
+        let before = self
+            .acct
+            .journal()
+            .call(move |j| j.external_orders(account))
+            .await??;
         for id in &external_open {
             if let Some(e) = statuses.orders.get(id).cloned() {
                 let e2 = e.clone();
@@ -249,21 +254,27 @@ impl Reconcile {
                     .journal()
                     .call(move |j| j.record_external(account, run_id, &e2))
                     .await??;
+                // Only a change is worth a line.
+                let was = before
+                    .get(id)
+                    .map(|b| (b.status.as_deref(), dec(b.filled_quantity.as_deref())));
+                let now = (e.status.as_deref(), dec(e.filled_quantity.as_deref()));
+                if was == Some(now) {
+                    continue;
+                }
                 r.changes.push(Change {
                     kind: "external_order_status",
                     batch_id: None,
                     order_id: id.clone(),
                     detail: format!(
-                        "{} with {} filled",
+                        "{} -> {}, filled {}",
+                        was.and_then(|w| w.0).unwrap_or("?"),
                         e.status.as_deref().unwrap_or("open"),
                         e.filled_quantity.as_deref().unwrap_or("?")
                     ),
                 });
             }
         }
-        // Only changes are worth a line: drop unchanged external statuses.
-        r.changes
-            .retain(|c| c.kind != "external_order_status" || !c.detail.starts_with("open with 0"));
 
         // 3. Orders placed outside hqx since the last reconcile.
         let mut findings: Vec<Finding> = Vec::new();

@@ -302,6 +302,27 @@ fn a_known_outside_order_keeps_its_description_once_it_is_old() {
 }
 
 #[test]
+fn an_outside_order_s_partial_fill_is_one_change_not_one_per_reconcile() {
+    let env = Env::new();
+    let outside = place_outside(
+        &env,
+        r#"{"pair":"ETH-USDC","type":"limit","side":"buy","quantity":"0.5","price":"1000"}"#,
+    );
+    assert_eq!(reconcile(&env, &[]).code, 5);
+    env.fill(&outside, Some("0.2"));
+    let r = reconcile(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let changes = r.of_type("change");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["kind"], "external_order_status");
+    assert_eq!(changes[0]["detail"], "open -> open, filled 0.2");
+    // Nothing changed since: nothing to report.
+    let quiet = reconcile(&env, &[]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(quiet.of_type("change").is_empty(), "{:?}", quiet.lines);
+}
+
+#[test]
 fn journaled_trades_beyond_an_order_or_unreadable_are_findings() {
     let env = Env::new();
     let f = env.write("b.yaml", QUICK);
