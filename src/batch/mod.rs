@@ -58,9 +58,11 @@ use time::OffsetDateTime;
 use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
 
 mod cancels;
+mod ids;
 mod suggest;
 
 pub use cancels::{CancelSpec, CancelTarget};
+use ids::{item_label, peek_id, valid_id, IdKind};
 use suggest::unknown_key;
 
 /// The only batch format version this hqx reads (`version: 1`).
@@ -769,50 +771,6 @@ impl<'p> Check<'p> {
         }
     }
 
-    /// An id field: checked against the id rule.
-    fn id<'a>(&mut self, at: &str, f: Field<'a>, example: &str) -> Option<(&'a str, Pos)> {
-        let s = self.scalar(at, f, example)?;
-        if valid_id(s.text) {
-            Some((s.text, s.pos))
-        } else {
-            self.err(s.pos, at, id_rule_message(s.text));
-            None
-        }
-    }
-
-    /// An order's or query's `id`: present, well formed, and not used by an
-    /// earlier item of the same list (`seen`).
-    fn unique_id<'a>(
-        &mut self,
-        fields: &Fields<'a>,
-        pos: Pos,
-        label: &str,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
-        kind: &IdKind,
-    ) -> Option<&'a str> {
-        let at = format!("{label}.id");
-        let Some(f) = fields.get("id") else {
-            if !fields.misspelt("id") {
-                self.err(pos, &at, kind.missing.into());
-            }
-            return None;
-        };
-        let (id, id_pos) = self.id(&at, f, kind.example)?;
-        if let Some((first, first_pos)) = seen.get(id) {
-            self.err(
-                id_pos,
-                &at,
-                format!(
-                    "{} id `{id}` is already used by {first} at line {}; {}: rename one of them",
-                    kind.noun, first_pos.line, kind.rule
-                ),
-            );
-            return None;
-        }
-        seen.insert(id, (label.to_string(), id_pos));
-        Some(id)
-    }
-
     /// The whole batch: its id, orders and queries.
     #[allow(clippy::type_complexity)]
     fn batch(
@@ -1408,25 +1366,6 @@ fn time_ms(text: &str) -> Result<i64, String> {
 // ---------------------------------------------------------------------------
 // Small rules and wording.
 
-/// The id rule: `^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`.
-fn valid_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
-}
-
-/// How an order's or a query's id is explained when it is missing or reused.
-struct IdKind {
-    noun: &'static str,
-    example: &'static str,
-    missing: &'static str,
-    rule: &'static str,
-}
-
 const ORDER_ID: IdKind = IdKind {
     noun: "order",
     example: "buy-1",
@@ -1441,13 +1380,6 @@ const QUERY_ID: IdKind = IdKind {
     rule: "query ids must be unique",
 };
 
-fn id_rule_message(s: &str) -> String {
-    format!(
-        "`{}` is not a valid id; use 1 to 64 letters, digits, `.`, `_`, `:` or `-`, starting with a letter or digit",
-        shown(s)
-    )
-}
-
 fn valid_currency(s: &str) -> bool {
     (2..=12).contains(&s.len())
         && s.bytes()
@@ -1457,21 +1389,6 @@ fn valid_currency(s: &str) -> bool {
 fn valid_network(s: &str) -> bool {
     let n = s.chars().count();
     (1..=64).contains(&n) && s.trim() == s && !s.chars().any(char::is_control)
-}
-
-/// The id of an order or query, if it has a valid one, for labels.
-fn peek_id(map: &MarkedMappingNode) -> Option<&str> {
-    map.get_scalar("id")
-        .map(|s| s.as_str())
-        .filter(|s| valid_id(s))
-}
-
-/// `orders[1] (buy-1)`, or `orders[1]` without a valid id.
-fn item_label(list: &str, i: usize, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!("{list}[{i}] ({id})"),
-        None => format!("{list}[{i}]"),
-    }
 }
 
 fn push_key(field: &mut String, key: &str) {
