@@ -1,6 +1,7 @@
 //! Unit tests of the batch reader: whole batch texts through [`super::parse`]
 //! and [`super::load`], checked for the values and the positioned errors they give.
 
+use super::queries::{time_ms, QUERY_KEYS};
 use super::suggest::suggest;
 use super::*;
 use proptest::prelude::*;
