@@ -1,9 +1,11 @@
 //! Unit tests of the batch reader: whole batch texts through [`super::parse`]
 //! and [`super::load`], checked for the values and the positioned errors they give.
 
+use super::orders::ORDER_KEYS;
 use super::queries::{time_ms, QUERY_KEYS};
 use super::suggest::suggest;
 use super::*;
+use crate::model::{Amount, OrderType, Side};
 use proptest::prelude::*;
 
 const FULL: &str = r#"version: 1
