@@ -15,7 +15,8 @@
 //! Why not deserialize straight into structs: a serde derive loses positions,
 //! stops at the first error, and would read `price: 24321.00` as a float and
 //! hand the model `24321`, so hqx would sign text the user never wrote. The
-//! node tree keeps `24321.00` as written; [`Amount`] validates it and keeps it.
+//! node tree keeps `24321.00` as written; [`Amount`](crate::model::Amount)
+//! validates it and keeps it.
 //!
 //! # Format, version 1
 //!
