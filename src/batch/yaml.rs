@@ -1,0 +1,462 @@
+//! Positioned YAML: reading batch text into a `marked-yaml` node tree (one
+//! document, no duplicate keys, anchors or tags), and the readers stage 2
+//! is built on: positions, a mapping's known fields (unknown keys reported),
+//! scalars and lists, and [`Check`], which collects every error found.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions, Marker, Node};
+
+use super::{item_label, unknown_key, valid_id, BatchError, BatchErrors};
+
+/// Longest scalar text read for any field: every valid value is far shorter,
+/// and this keeps error messages (which quote the text) short.
+const MAX_SCALAR_CHARS: usize = 200;
+
+// ---------------------------------------------------------------------------
+// Stage 1: YAML text to a node tree with positions.
+
+/// Parse `text` into a node tree, or report why not. On a duplicate key the
+/// error is reported and the tree is read again keeping the last value, so
+/// that stage 2 still reports everything else.
+pub(crate) fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(pos) = second_document(text) {
+        check.err(
+            pos,
+            "",
+            "a batch file holds one YAML document, but a second one starts here; \
+             delete this line and what follows, or move it to a file of its own"
+                .into(),
+        );
+        return None;
+    }
+    let options = || LoaderOptions::default().prevent_coercion(true);
+    match parse_yaml_with_options(0, text, options().error_on_duplicate_keys(true)) {
+        Ok(root) => Some(root),
+        Err(LoadError::DuplicateKey(dup)) => {
+            let root = parse_yaml_with_options(0, text, options()).ok();
+            let name = dup.key.as_str();
+            let at = dup.key.span().start().copied();
+            let mut field = match (&root, at) {
+                (Some(r), Some(m)) => field_at(r, m.character()),
+                _ => String::new(),
+            };
+            push_key(&mut field, name);
+            let first = marker_pos(dup.prev_key.span().start());
+            check.err(
+                marker_pos(at.as_ref()),
+                &field,
+                format!(
+                    "duplicate key `{}` (first at line {}, column {}); keep one of them and delete the other",
+                    shown(name),
+                    first.line,
+                    first.column
+                ),
+            );
+            root
+        }
+        Err(e) => {
+            let (marker, message) = load_error_message(&e);
+            check.err(marker_pos(marker), "", message);
+            None
+        }
+    }
+}
+
+/// Where a second YAML document starts, if there is one: the loader reads
+/// only the first and would silently drop the rest.
+fn second_document(text: &str) -> Option<Pos> {
+    let mut content = false;
+    let mut ended = false;
+    for (i, line) in text.lines().enumerate() {
+        let pos = Pos {
+            line: i + 1,
+            column: 1,
+        };
+        let marker = |m: &str| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        };
+        let rest_is_content = |m: &str| {
+            let rest = line[m.len()..].trim();
+            !rest.is_empty() && !rest.starts_with('#')
+        };
+        if marker("---") {
+            if content || ended {
+                return Some(pos);
+            }
+            content = rest_is_content("---");
+        } else if marker("...") {
+            ended = true;
+        } else {
+            let t = line.trim_start();
+            if t.is_empty() || t.starts_with('#') || (t.starts_with('%') && !content) {
+                continue;
+            }
+            if ended {
+                return Some(pos);
+            }
+            content = true;
+        }
+    }
+    None
+}
+
+/// The position and a user-facing message for a loader error.
+fn load_error_message(e: &LoadError) -> (Option<&Marker>, String) {
+    match e {
+        LoadError::ScanError(m, se) => (
+            Some(m),
+            format!(
+                "YAML syntax error: {}; check the indentation, the `key: value` colons, and that quotes and brackets are closed",
+                se.info()
+            ),
+        ),
+        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => (
+            Some(m),
+            "a batch file must be a YAML mapping of keys, starting with `version: 1` and `batch: <id>`"
+                .into(),
+        ),
+        LoadError::UnexpectedAnchor(m) => (
+            Some(m),
+            "YAML anchors and aliases (`&name`, `*name`) are not supported in batch files; write each value out in full (use `defaults` for shared fields)".into(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => (
+            Some(m),
+            "keys must be plain names like `quantity`, not lists or mappings".into(),
+        ),
+        LoadError::UnexpectedTag(m) => (
+            Some(m),
+            "YAML tags (like `!!str`) are not supported; to make a value text, put it in quotes instead".into(),
+        ),
+        LoadError::DuplicateKey(dup) => (
+            dup.key.span().start(),
+            format!(
+                "duplicate key `{}`; keep one of them and delete the other",
+                shown(dup.key.as_str())
+            ),
+        ),
+    }
+}
+
+/// The field path (as in [`BatchError::field`]) of the innermost mapping or
+/// list that contains character `at`.
+fn field_at(root: &Node, at: usize) -> String {
+    let mut field = String::new();
+    let mut node = root;
+    let contains = |n: &Node| {
+        node_start(n).is_some_and(|s| s.character() <= at)
+            && n.span().end().is_none_or(|e| at < e.character())
+    };
+    loop {
+        let next = match node {
+            Node::Mapping(m) => m
+                .iter()
+                .rfind(|(_, v)| !matches!(v, Node::Scalar(_)) && contains(v))
+                .map(|(k, v)| {
+                    push_key(&mut field, k.as_str());
+                    v
+                }),
+            Node::Sequence(s) => s
+                .iter()
+                .enumerate()
+                .rfind(|(_, v)| contains(v))
+                .map(|(i, v)| {
+                    let id = v
+                        .as_mapping()
+                        .and_then(|m| m.get_scalar("id"))
+                        .map(|s| s.as_str())
+                        .filter(|s| valid_id(s));
+                    field = item_label(&field, i, id);
+                    v
+                }),
+            Node::Scalar(_) => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return field,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stage 2 readers: positions, fields, scalars, and the error collector.
+
+/// A 1-based position in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+fn marker_pos(m: Option<&Marker>) -> Pos {
+    m.map_or(Pos { line: 1, column: 1 }, |m| Pos {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+/// Where a node starts. A block mapping's own start mark lies after its
+/// first key, so a mapping starts at the earlier of the two.
+fn node_start(node: &Node) -> Option<&Marker> {
+    let own = node.span().start();
+    let first_key = node
+        .as_mapping()
+        .and_then(|m| m.keys().next())
+        .and_then(|k| k.span().start());
+    match (own, first_key) {
+        (Some(a), Some(b)) if b.character() < a.character() => Some(b),
+        (None, b) => b,
+        (a, _) => a,
+    }
+}
+
+pub(crate) fn node_pos(node: &Node) -> Pos {
+    marker_pos(node_start(node))
+}
+
+/// One `key: value` of a mapping.
+#[derive(Clone, Copy)]
+pub(crate) struct Field<'a> {
+    pub(crate) key: &'a MarkedScalarNode,
+    pub(crate) value: &'a Node,
+}
+
+impl<'a> Field<'a> {
+    pub(crate) fn name(&self) -> &'a str {
+        self.key.as_str()
+    }
+    pub(crate) fn key_pos(&self) -> Pos {
+        marker_pos(self.key.span().start())
+    }
+    /// Where the value is; for an empty value (`price:`) that is the key.
+    pub(crate) fn value_pos(&self) -> Pos {
+        match self.value {
+            Node::Scalar(s) if s.as_str().is_empty() && s.may_coerce() => self.key_pos(),
+            v => node_pos(v),
+        }
+    }
+}
+
+/// The known fields of a mapping, looked up by name, and the fields that
+/// unknown keys were taken to mean (reported already, so "missing" is not).
+#[derive(Default)]
+pub(crate) struct Fields<'a> {
+    found: Vec<(&'static str, Field<'a>)>,
+    meant: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn get(&self, name: &str) -> Option<Field<'a>> {
+        self.found.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+    /// Whether an unknown key was reported as a misspelling of `name`.
+    pub(super) fn misspelt(&self, name: &str) -> bool {
+        self.meant.contains(&name)
+    }
+}
+
+/// A scalar value, as written.
+pub(crate) struct Scalar<'a> {
+    pub(crate) text: &'a str,
+    /// Written without quotes.
+    pub(super) plain: bool,
+    pub(crate) pos: Pos,
+}
+
+/// Whether a scalar is YAML's null (`~`, `null`, or nothing).
+pub(crate) fn is_null(s: &MarkedScalarNode) -> bool {
+    s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Stage 2 state: the file name and every error found so far.
+pub(crate) struct Check<'p> {
+    pub(crate) path: &'p Path,
+    pub(crate) errors: Vec<BatchError>,
+}
+
+impl<'p> Check<'p> {
+    /// No errors yet, for the file at `path`.
+    pub(crate) fn new(path: &'p Path) -> Check<'p> {
+        Check {
+            path,
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn err(&mut self, pos: Pos, field: &str, message: String) {
+        self.errors.push(BatchError {
+            path: self.path.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            field: printable(field),
+            message: printable(&message),
+        });
+    }
+
+    pub(crate) fn into_errors(mut self) -> BatchErrors {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        BatchErrors(self.errors)
+    }
+
+    /// The known fields of `map`; unknown keys are reported.
+    pub(crate) fn fields<'a>(
+        &mut self,
+        map: &'a MarkedMappingNode,
+        allowed: &[&'static str],
+        at: &str,
+        what: &str,
+    ) -> Fields<'a> {
+        let mut fields = Fields::default();
+        for (key, value) in map.iter() {
+            let field = Field { key, value };
+            match allowed.iter().find(|a| **a == key.as_str()) {
+                Some(name) => fields.found.push((*name, field)),
+                None => {
+                    let mut path = at.to_string();
+                    push_key(&mut path, key.as_str());
+                    let (message, meant) = unknown_key(key.as_str(), allowed, what);
+                    fields.meant.extend(meant);
+                    self.err(field.key_pos(), &path, message);
+                }
+            }
+        }
+        fields
+    }
+
+    /// The text of a scalar field; lists, mappings, null and overlong text
+    /// are reported.
+    pub(crate) fn scalar<'a>(
+        &mut self,
+        at: &str,
+        f: Field<'a>,
+        example: &str,
+    ) -> Option<Scalar<'a>> {
+        let name = shown(f.name());
+        let pos = f.value_pos();
+        let shape = match f.value {
+            Node::Scalar(s) if is_null(s) => {
+                self.err(
+                    pos,
+                    at,
+                    format!(
+                        "`{name}` has no value; write one, like `{name}: {example}`, or delete the line"
+                    ),
+                );
+                return None;
+            }
+            Node::Scalar(s) if s.as_str().chars().count() > MAX_SCALAR_CHARS => {
+                self.err(
+                    pos,
+                    at,
+                    format!(
+                        "`{name}` is {} characters long; it takes a short value like `{name}: {example}`",
+                        s.as_str().chars().count()
+                    ),
+                );
+                return None;
+            }
+            Node::Scalar(s) => {
+                return Some(Scalar {
+                    text: s.as_str(),
+                    plain: s.may_coerce(),
+                    pos,
+                })
+            }
+            Node::Mapping(_) => "a mapping",
+            Node::Sequence(_) => "a list",
+        };
+        self.err(
+            pos,
+            at,
+            format!(
+                "`{name}` must be a single value, not {shape}; write it like `{name}: {example}`"
+            ),
+        );
+        None
+    }
+
+    /// A scalar field parsed with `T::from_str`, whose message is reported.
+    pub(crate) fn value<T: FromStr<Err = String>>(
+        &mut self,
+        at: &str,
+        f: Field<'_>,
+        example: &str,
+    ) -> Option<T> {
+        let s = self.scalar(at, f, example)?;
+        match s.text.parse() {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.err(s.pos, at, message);
+                None
+            }
+        }
+    }
+
+    /// A list under `orders` or `queries`: its entries, or `None` if it is
+    /// not a list (reported).
+    pub(super) fn list<'a>(&mut self, f: Field<'a>, example: &str) -> Option<&'a [Node]> {
+        match f.value {
+            Node::Sequence(s) => Some(s.as_slice()),
+            v => {
+                let name = f.name();
+                let what = match v {
+                    Node::Scalar(s) if is_null(s) => "is empty",
+                    Node::Mapping(_) => "is a mapping",
+                    _ => "is a single value",
+                };
+                self.err(
+                    f.value_pos(),
+                    name,
+                    format!("`{name}` {what}; it must be a list with one entry per line below it, each starting with `- `, like `- {example}` (or delete `{name}`)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wording.
+
+fn push_key(field: &mut String, key: &str) {
+    if !field.is_empty() {
+        field.push('.');
+    }
+    field.push_str(key);
+}
+
+/// User text for a message: control characters escaped, long text cut.
+pub(crate) fn shown(s: &str) -> String {
+    pub(super) const MAX: usize = 40;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    printable(&out)
+}
+
+/// Escape control characters so that each error stays on one line.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
