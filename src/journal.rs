@@ -1586,14 +1586,23 @@ const ORDER_COLUMNS: &str =
 fn order_rows(conn: &Connection, path: &Path, batch_id: &str) -> Result<Vec<OrderRow>> {
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 ORDER BY seq"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1"
         ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
         .query_map([batch_id], order_row)
         .map_err(|e| sqlite_err(path, e))?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| sqlite_err(path, e))
+    in_file_order(rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(|e| sqlite_err(path, e))
+}
+
+/// Rows sorted by `seq` here rather than by an `ORDER BY`: no index has
+/// `seq`, so SQLite would copy every whole row (bodies included) through a
+/// temporary sorter.
+fn in_file_order(rows: rusqlite::Result<Vec<OrderRow>>) -> rusqlite::Result<Vec<OrderRow>> {
+    rows.map(|mut rows| {
+        rows.sort_by_key(|o| o.seq);
+        rows
+    })
 }
 
 /// The orders of a batch in one state, in file order (read through the
@@ -1607,14 +1616,13 @@ fn order_rows_in(
 ) -> Result<Vec<OrderRow>> {
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2 ORDER BY seq"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2"
         ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
         .query_map(params![batch_id, state.as_str()], order_row)
         .map_err(|e| sqlite_err(path, e))?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| sqlite_err(path, e))
+    in_file_order(rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(|e| sqlite_err(path, e))
 }
 
 /// One row of [`ORDER_COLUMNS`].
