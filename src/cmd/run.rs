@@ -357,15 +357,19 @@ fn report_run(
     }
     let show_each = r.orders.len() <= 200;
     for (o, a) in r.orders.iter().zip(&actions) {
-        sh.record(json::order(&OrderRecord {
-            batch_id: &b.id,
-            order_id: &o.order_id,
-            action: a,
-            state: Some(o.state.as_str()),
-            exchange_order_id: o.exchange_order_id.as_deref(),
-            filled_quantity: o.filled_quantity.as_deref(),
-            detail: o.last_error.as_deref(),
-        }));
+        // A record per order is built only for JSON output: it is a map
+        // of seven fields, and a human summary throws it away.
+        if sh.is_json() {
+            sh.record(json::order(&OrderRecord {
+                batch_id: &b.id,
+                order_id: &o.order_id,
+                action: a,
+                state: Some(o.state.as_str()),
+                exchange_order_id: o.exchange_order_id.as_deref(),
+                filled_quantity: o.filled_quantity.as_deref(),
+                detail: o.last_error.as_deref(),
+            }));
+        }
         let interesting = !matches!(o.state, OrderState::Open | OrderState::Filled);
         if !nothing_sent && (show_each || interesting) {
             sh.say(
