@@ -694,6 +694,31 @@ impl Journal {
         order_rows(&self.conn, &self.path, batch_id)
     }
 
+    /// The id and state of every order of a batch, in no given order:
+    /// what a run compares its outcome with, without reading whole rows.
+    pub fn order_states(&self, batch_id: &str) -> Result<Vec<(String, OrderState)>> {
+        let path = &self.path;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT order_id, state FROM orders WHERE batch_id = ?1")
+            .map_err(|e| sqlite_err(path, e))?;
+        let rows = st
+            .query_map([batch_id], |r| {
+                let state: String = r.get(1)?;
+                let state = state.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
+                Ok((r.get(0)?, state))
+            })
+            .map_err(|e| sqlite_err(path, e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sqlite_err(path, e))
+    }
+
     /// The orders of a batch in one state, in file order.
     pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
         order_rows_in(&self.conn, &self.path, batch_id, state)

@@ -163,11 +163,7 @@ pub fn run(
     journal.apply(&ticker_log)?;
     // What the journal held before this run: "already placed" is told
     // from "placed now" by it.
-    let before: HashMap<String, OrderState> = journal
-        .orders(&b.id)?
-        .into_iter()
-        .map(|o| (o.order_id, o.state))
-        .collect();
+    let before: HashMap<String, OrderState> = journal.order_states(&b.id)?.into_iter().collect();
 
     let to_send = before
         .values()
