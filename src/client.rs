@@ -242,6 +242,11 @@ impl Client {
         &self.creds.api_key
     }
 
+    /// How many requests may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.cfg.concurrency.max(1)
+    }
+
     /// The request rate now in force (lowered after a 429).
     pub fn current_rate(&self) -> u32 {
         self.rate.load(Ordering::Relaxed)

@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::account::{backoff, exchange_state, fill_from, Account};
 pub use crate::account::{client_order_id, fingerprint_matches, Stop};
 use crate::batch::{Batch, QueryKind, QuerySpec};
-use crate::client::{list_of, now_ms, ExchangeOrder, Method, Reply, SendError};
+use crate::client::{list_of, now_ms, ExchangeOrder, Method, Reply, SendError, AHEAD_PER_SLOT};
 use crate::journal::{JournalError, OrderRow, QueryResult, StateChange, Write};
 use crate::order::{Event, OrderState};
 
@@ -242,20 +242,31 @@ impl Executor {
         let pending = self.orders_in(OrderState::Pending).await?;
         let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // No more tasks at once than can be marked ahead or in flight, plus
+        // as many again waiting their turn: a task per order of a large
+        // batch would hold every order's task (and its memory) at once,
+        // all but these waiting on the same semaphores.
+        let live = 2 * self.acct.client().concurrency() * (AHEAD_PER_SLOT + 1);
+        let mut first_err = None;
+        let mut joined = |r: Result<Result<(), JournalError>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         for o in pending {
+            if tasks.len() >= live {
+                if let Some(r) = tasks.join_next().await {
+                    joined(r);
+                }
+            }
             let me = self.clone();
             let sent = sent.clone();
             tasks.spawn(async move { me.place_one(o, &sent).await });
         }
-        let mut first_err = None;
         while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
+            joined(r);
         }
         if let Some(e) = first_err {
             return Err(e);

@@ -694,6 +694,31 @@ impl Journal {
         order_rows(&self.conn, &self.path, batch_id)
     }
 
+    /// The id and state of every order of a batch, in no given order:
+    /// what a run compares its outcome with, without reading whole rows.
+    pub fn order_states(&self, batch_id: &str) -> Result<Vec<(String, OrderState)>> {
+        let path = &self.path;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT order_id, state FROM orders WHERE batch_id = ?1")
+            .map_err(|e| sqlite_err(path, e))?;
+        let rows = st
+            .query_map([batch_id], |r| {
+                let state: String = r.get(1)?;
+                let state = state.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
+                Ok((r.get(0)?, state))
+            })
+            .map_err(|e| sqlite_err(path, e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sqlite_err(path, e))
+    }
+
     /// The orders of a batch in one state, in file order.
     pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
         order_rows_in(&self.conn, &self.path, batch_id, state)
@@ -1586,14 +1611,23 @@ const ORDER_COLUMNS: &str =
 fn order_rows(conn: &Connection, path: &Path, batch_id: &str) -> Result<Vec<OrderRow>> {
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 ORDER BY seq"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1"
         ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
         .query_map([batch_id], order_row)
         .map_err(|e| sqlite_err(path, e))?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| sqlite_err(path, e))
+    in_file_order(rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(|e| sqlite_err(path, e))
+}
+
+/// Rows sorted by `seq` here rather than by an `ORDER BY`: no index has
+/// `seq`, so SQLite would copy every whole row (bodies included) through a
+/// temporary sorter.
+fn in_file_order(rows: rusqlite::Result<Vec<OrderRow>>) -> rusqlite::Result<Vec<OrderRow>> {
+    rows.map(|mut rows| {
+        rows.sort_by_key(|o| o.seq);
+        rows
+    })
 }
 
 /// The orders of a batch in one state, in file order (read through the
@@ -1607,14 +1641,13 @@ fn order_rows_in(
 ) -> Result<Vec<OrderRow>> {
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2 ORDER BY seq"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2"
         ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
         .query_map(params![batch_id, state.as_str()], order_row)
         .map_err(|e| sqlite_err(path, e))?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| sqlite_err(path, e))
+    in_file_order(rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(|e| sqlite_err(path, e))
 }
 
 /// One row of [`ORDER_COLUMNS`].

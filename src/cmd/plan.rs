@@ -139,15 +139,19 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
             i.kind,
         ));
         let state = row.map(|r| r.state.as_str());
-        sh.record(json::order(&OrderRecord {
-            batch_id: &b.id,
-            order_id: &spec.id,
-            action,
-            state,
-            exchange_order_id: row.and_then(|r| r.exchange_order_id.as_deref()),
-            filled_quantity: row.and_then(|r| r.filled_quantity.as_deref()),
-            detail: conflicts.get(&spec.id).map(String::as_str),
-        }));
+        // A record per order is built only for JSON output: it is a map
+        // of seven fields, and a human summary throws it away.
+        if sh.is_json() {
+            sh.record(json::order(&OrderRecord {
+                batch_id: &b.id,
+                order_id: &spec.id,
+                action,
+                state,
+                exchange_order_id: row.and_then(|r| r.exchange_order_id.as_deref()),
+                filled_quantity: row.and_then(|r| r.filled_quantity.as_deref()),
+                detail: conflicts.get(&spec.id).map(String::as_str),
+            }));
+        }
         if action != "already" && md.len() < github::SUMMARY_LIMIT / 4 {
             let _ = writeln!(
                 md,

@@ -163,11 +163,7 @@ pub fn run(
     journal.apply(&ticker_log)?;
     // What the journal held before this run: "already placed" is told
     // from "placed now" by it.
-    let before: HashMap<String, OrderState> = journal
-        .orders(&b.id)?
-        .into_iter()
-        .map(|o| (o.order_id, o.state))
-        .collect();
+    let before: HashMap<String, OrderState> = journal.order_states(&b.id)?.into_iter().collect();
 
     let to_send = before
         .values()
@@ -357,15 +353,19 @@ fn report_run(
     }
     let show_each = r.orders.len() <= 200;
     for (o, a) in r.orders.iter().zip(&actions) {
-        sh.record(json::order(&OrderRecord {
-            batch_id: &b.id,
-            order_id: &o.order_id,
-            action: a,
-            state: Some(o.state.as_str()),
-            exchange_order_id: o.exchange_order_id.as_deref(),
-            filled_quantity: o.filled_quantity.as_deref(),
-            detail: o.last_error.as_deref(),
-        }));
+        // A record per order is built only for JSON output: it is a map
+        // of seven fields, and a human summary throws it away.
+        if sh.is_json() {
+            sh.record(json::order(&OrderRecord {
+                batch_id: &b.id,
+                order_id: &o.order_id,
+                action: a,
+                state: Some(o.state.as_str()),
+                exchange_order_id: o.exchange_order_id.as_deref(),
+                filled_quantity: o.filled_quantity.as_deref(),
+                detail: o.last_error.as_deref(),
+            }));
+        }
         let interesting = !matches!(o.state, OrderState::Open | OrderState::Filled);
         if !nothing_sent && (show_each || interesting) {
             sh.say(
