@@ -521,42 +521,18 @@ impl Cancels<'_> {
                 }
                 _ => {
                     // Accepted but not saying cancelled: read the status.
-                    let st = self
-                        .change(
-                            row,
-                            it,
-                            sending,
-                            CancelEvent::Lost,
-                            Some(format!("HTTP {s} without a cancelled order in the answer")),
-                            None,
-                        )
-                        .await?;
-                    let it = CancelItem {
-                        state: st,
-                        ..it.clone()
-                    };
-                    self.check_status(row, &it, order, false).await
+                    let why = format!("HTTP {s} without a cancelled order in the answer");
+                    self.lost_then_check(row, it, sending, order, why, false)
+                        .await
                 }
             };
         }
         match s {
             409 => {
                 // Not open: read what it is.
-                let st = self
-                    .change(
-                        row,
-                        it,
-                        sending,
-                        CancelEvent::Lost,
-                        Some(format!("HTTP 409: {}", reply.message())),
-                        None,
-                    )
-                    .await?;
-                let it = CancelItem {
-                    state: st,
-                    ..it.clone()
-                };
-                self.check_status(row, &it, order, true).await
+                let why = format!("HTTP 409: {}", reply.message());
+                self.lost_then_check(row, it, sending, order, why, true)
+                    .await
             }
             429 => {
                 self.acct
@@ -611,6 +587,27 @@ impl Cancels<'_> {
                 .await
             }
         }
+    }
+
+    /// A DELETE answered without proving the cancel (`why`): journal it
+    /// as lost, then read the order's status ([`Self::check_status`]).
+    async fn lost_then_check(
+        &self,
+        row: &CancelRow,
+        it: &CancelItem,
+        sending: CancelState,
+        order: Option<&OrderRow>,
+        why: String,
+        refused: bool,
+    ) -> Result<CancelState, JournalError> {
+        let st = self
+            .change(row, it, sending, CancelEvent::Lost, Some(why), None)
+            .await?;
+        let it = CancelItem {
+            state: st,
+            ..it.clone()
+        };
+        self.check_status(row, &it, order, refused).await
     }
 
     /// Read an order's status after a DELETE whose answer proved nothing
