@@ -610,10 +610,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let (reg, known) = check_batch_known(&tx, &path, batch, Some((base_url, api_key)))?;
         let reg = match reg {
             Ok(reg) => reg,
@@ -774,10 +771,7 @@ impl Journal {
         trades: &[TradeRow],
     ) -> Result<usize> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| sqlite_err(&path, e))?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let n = insert_trades(&tx, &path, account_id, run_id, trades)?;
         tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(n)
@@ -787,10 +781,7 @@ impl Journal {
     /// one transaction; returns (positions, trades).
     pub fn rebuild_figures(&mut self) -> Result<(usize, i64)> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| sqlite_err(&path, e))?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let n = figures::rebuild(&tx, &path)?;
         tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(n)
@@ -1178,10 +1169,7 @@ impl Journal {
     ) -> Result<i64> {
         let path = self.path.clone();
         let err = |e| sqlite_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         tx.execute(
             "INSERT INTO balance_snapshots (account_id, run_id, sent_ms, taken_ms)
              VALUES (?1, ?2, ?3, ?4)",
@@ -1220,10 +1208,7 @@ impl Journal {
     ) -> Result<(Vec<FindingRow>, Vec<FindingRow>)> {
         let path = self.path.clone();
         let err = |e| sqlite_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let mut seen = Vec::new();
         let mut subjects = HashSet::new();
         for f in found {
@@ -1379,10 +1364,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let mut tx = write_tx(&mut self.conn, &path)?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint().map_err(err)?;
@@ -1405,13 +1387,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        // IMMEDIATE: take the write lock up front. A deferred transaction
-        // that reads first cannot wait for another writer (SQLite returns
-        // BUSY at once on the upgrade), and two batches may share a journal.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         for item in items {
             if apply_one(&tx, item, &path).is_err() {
                 // Dropped: rolled back.
@@ -1499,6 +1475,15 @@ fn insert_trades(
     // The positions' figures change with the trades, in this transaction.
     figures::apply_new(conn, path, account_id, &new)?;
     Ok(new.len())
+}
+
+/// A write transaction, IMMEDIATE: it takes the write lock up front. A
+/// deferred transaction that reads first cannot wait for another writer
+/// (SQLite returns BUSY at once on the upgrade), and two batches, or a run
+/// and a reconcile, may share a journal.
+fn write_tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<rusqlite::Transaction<'c>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| sqlite_err(path, e))
 }
 
 fn sqlite_err(path: &Path, source: rusqlite::Error) -> JournalError {

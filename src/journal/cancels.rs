@@ -6,7 +6,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{order_row, sqlite_err, Journal, JournalError, OrderRow, Result, ORDER_COLUMNS};
+use super::{
+    order_row, sqlite_err, write_tx, Journal, JournalError, OrderRow, Result, ORDER_COLUMNS,
+};
 use crate::batch::{Batch, CancelTarget};
 use crate::cancel::CancelState;
 
@@ -317,10 +319,7 @@ impl Journal {
     ) -> Result<()> {
         let path = self.path.clone();
         let err = |e| sqlite_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let updated = tx
             .execute(
                 "UPDATE cancels SET state = 'expanded', detail = ?3, updated_ms = ?4
@@ -387,10 +386,7 @@ impl Journal {
     pub fn change_cancel(&mut self, c: &CancelChange) -> Result<()> {
         let path = self.path.clone();
         let err = |e| sqlite_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = write_tx(&mut self.conn, &path)?;
         let (clear_error, error) = match &c.last_error {
             None => (false, None),
             Some(e) => (true, e.clone()),
