@@ -409,7 +409,7 @@ impl Executor {
         if (200..300).contains(&s) {
             let parsed = serde_json::from_str::<Value>(&reply.body)
                 .ok()
-                .and_then(|v| ExchangeOrder::from_json(&v));
+                .and_then(|v| ExchangeOrder::from_json_unkept(&v));
             return match parsed {
                 Some(eo) => {
                     // An answer that carries an order but says "rejected"
