@@ -86,7 +86,7 @@ impl Exchange {
         if let Some(w) = creds.expiry_warning(now_ms()) {
             eprintln!("{w}");
         }
-        let rt = runtime()?;
+        let rt = client_runtime()?;
         let sandbox = if conn.sandbox {
             let mut cfg = SandboxConfig::new(creds.api_key.clone(), creds.secret.clone());
             cfg.state_path = Some(sidecar(journal_path, ".sandbox.jsonl"));
@@ -254,7 +254,23 @@ fn load_venue(conn: &Connection) -> Result<Venue, Failure> {
     Ok(v)
 }
 
-/// A multi-threaded tokio runtime.
+/// The runtime of a command that talks to the exchange (`run`, `plan`,
+/// `reconcile`): one thread, the one that waits on it. Its work is small
+/// pieces of I/O per request (sign, send, read the answer) between waits
+/// on the exchange and on the journal thread, which does the heavy part
+/// (SQLite) on its own thread. A multi-threaded runtime on top of that
+/// handed every answer and every journal acknowledgement between its
+/// workers and the thread waiting on it: 2 to 3 times the context
+/// switches, about 10 % more CPU, and no more throughput (`hqx run` of
+/// 10,000 orders against an `hqx sandbox`, `perf stat`).
+pub fn client_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
+}
+
+/// A multi-threaded tokio runtime (the `hqx sandbox` server).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
