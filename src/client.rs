@@ -637,7 +637,11 @@ impl ExchangeOrder {
             average_price: text_of(field(v, &["averagePrice", "average_price", "avgPrice"])),
             created_ms: ms_of(field(v, &["createdAt", "created_at", "timestamp", "time"])),
             client_order_id: text_of(field(v, &["clientOrderId", "client_order_id"])),
-            raw: if keep_raw { v.to_string() } else { String::new() },
+            raw: if keep_raw {
+                v.to_string()
+            } else {
+                String::new()
+            },
         })
     }
 }
