@@ -611,11 +611,22 @@ impl ExchangeOrder {
         Self::read(v, true)
     }
 
-    /// [`ExchangeOrder::from_json`] without `raw` (left empty), for an
-    /// answer only read, never kept: writing the object out again as text
-    /// was about a third of the cost of reading a placement's answer.
-    pub fn from_json_unkept(v: &Value) -> Option<ExchangeOrder> {
-        Self::read(v, false)
+    /// An answer's body read as [`ExchangeOrder::from_json`] reads its
+    /// JSON value, but without `raw` (left empty: the answer is only read,
+    /// never kept, and writing it out again as text cost a third of
+    /// reading it), in one pass over the text: only the
+    /// fields `from_json` looks at become values, every other one is
+    /// skipped; an order wrapped under `order` or `data` is read from its
+    /// value. `None` where the text is not a JSON object or has no id.
+    ///
+    /// Building the whole answer as a [`Value`] (an ordered map hashing
+    /// every key) and then looking each field up by several names was
+    /// most of the cost of reading a placement's answer.
+    pub fn from_answer(body: &str) -> Option<ExchangeOrder> {
+        let mut de = serde_json::Deserializer::from_str(body);
+        let fields = serde::Deserializer::deserialize_map(&mut de, AnswerVisitor).ok()?;
+        de.end().ok()?;
+        fields.order()
     }
 
     fn read(v: &Value, keep_raw: bool) -> Option<ExchangeOrder> {
@@ -646,6 +657,174 @@ impl ExchangeOrder {
     }
 }
 
+/// Every name [`ExchangeOrder::read`] looks a field up by, grouped by field
+/// in the order it tries them (the index of each in [`AnswerKeySeed`]).
+#[cfg(test)]
+const ORDER_KEYS: [&str; 27] = [
+    "id",
+    "orderId",
+    "order_id",
+    "pair",
+    "symbol",
+    "side",
+    "type",
+    "orderType",
+    "quantity",
+    "qty",
+    "amount",
+    "price",
+    "status",
+    "state",
+    "filledQuantity",
+    "filled_quantity",
+    "executedQty",
+    "filled",
+    "averagePrice",
+    "average_price",
+    "avgPrice",
+    "createdAt",
+    "created_at",
+    "timestamp",
+    "time",
+    "clientOrderId",
+    "client_order_id",
+];
+
+/// The fields of an order answer [`ExchangeOrder::read`] would look at,
+/// by name (the last of a repeated name, as in a [`Value`] map).
+struct AnswerFields {
+    named: [Option<Value>; 27],
+    /// `order`, `data`.
+    wrapped: [Option<Value>; 2],
+}
+
+impl AnswerFields {
+    /// As [`field`]: the first of the names present and not null.
+    fn field(&self, names: std::ops::Range<usize>) -> Option<&Value> {
+        self.named[names].iter().flatten().find(|v| !v.is_null())
+    }
+
+    /// As [`text_of`] of [`AnswerFields::field`], the text moved out.
+    fn text(&mut self, names: std::ops::Range<usize>) -> Option<String> {
+        match self.named[names]
+            .iter_mut()
+            .flatten()
+            .find(|v| !v.is_null())?
+        {
+            Value::String(s) => Some(std::mem::take(s)),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn order(mut self) -> Option<ExchangeOrder> {
+        if let Some(inner) = self
+            .wrapped
+            .iter()
+            .flatten()
+            .find(|v| !v.is_null())
+            .filter(|v| v.is_object())
+        {
+            return ExchangeOrder::read(inner, false);
+        }
+        Some(ExchangeOrder {
+            id: self.text(0..3)?,
+            pair: self.text(3..5),
+            side: self.text(5..6),
+            kind: self.text(6..8),
+            quantity: self.text(8..11),
+            price: self.text(11..12),
+            status: self.text(12..14),
+            filled_quantity: self.text(14..18),
+            average_price: self.text(18..21),
+            created_ms: ms_of(self.field(21..25)),
+            client_order_id: self.text(25..27),
+            raw: String::new(),
+        })
+    }
+}
+
+enum AnswerKey {
+    Named(usize),
+    Wrapped(usize),
+    Other,
+}
+
+struct AnswerKeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for AnswerKeySeed {
+    type Value = AnswerKey;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AnswerKey, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for AnswerKeySeed {
+    type Value = AnswerKey;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<AnswerKey, E> {
+        Ok(match k {
+            "order" => AnswerKey::Wrapped(0),
+            "data" => AnswerKey::Wrapped(1),
+            "id" => AnswerKey::Named(0),
+            "orderId" => AnswerKey::Named(1),
+            "order_id" => AnswerKey::Named(2),
+            "pair" => AnswerKey::Named(3),
+            "symbol" => AnswerKey::Named(4),
+            "side" => AnswerKey::Named(5),
+            "type" => AnswerKey::Named(6),
+            "orderType" => AnswerKey::Named(7),
+            "quantity" => AnswerKey::Named(8),
+            "qty" => AnswerKey::Named(9),
+            "amount" => AnswerKey::Named(10),
+            "price" => AnswerKey::Named(11),
+            "status" => AnswerKey::Named(12),
+            "state" => AnswerKey::Named(13),
+            "filledQuantity" => AnswerKey::Named(14),
+            "filled_quantity" => AnswerKey::Named(15),
+            "executedQty" => AnswerKey::Named(16),
+            "filled" => AnswerKey::Named(17),
+            "averagePrice" => AnswerKey::Named(18),
+            "average_price" => AnswerKey::Named(19),
+            "avgPrice" => AnswerKey::Named(20),
+            "createdAt" => AnswerKey::Named(21),
+            "created_at" => AnswerKey::Named(22),
+            "timestamp" => AnswerKey::Named(23),
+            "time" => AnswerKey::Named(24),
+            "clientOrderId" => AnswerKey::Named(25),
+            "client_order_id" => AnswerKey::Named(26),
+            _ => AnswerKey::Other,
+        })
+    }
+}
+
+struct AnswerVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AnswerVisitor {
+    type Value = AnswerFields;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an order object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnswerFields, A::Error> {
+        let mut out = AnswerFields {
+            named: Default::default(),
+            wrapped: Default::default(),
+        };
+        while let Some(k) = map.next_key_seed(AnswerKeySeed)? {
+            match k {
+                AnswerKey::Named(i) => out.named[i] = Some(map.next_value()?),
+                AnswerKey::Wrapped(i) => out.wrapped[i] = Some(map.next_value()?),
+                AnswerKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The list in a listing answer: the value itself if an array, else the
 /// first array under a usual key.
 pub fn list_of(v: &Value) -> Option<&Vec<Value>> {
@@ -669,6 +848,60 @@ mod tests {
         assert_eq!(o.quantity.as_deref(), Some("2"));
         assert_eq!(o.created_ms, Some(1_700_000_000_000));
         assert!(ExchangeOrder::from_json(&serde_json::json!({"status": "open"})).is_none());
+    }
+
+    /// The one-pass reader knows each name at its place in the list.
+    #[test]
+    fn answer_keys_are_numbered_as_listed() {
+        use serde::de::Visitor;
+        for (i, k) in ORDER_KEYS.iter().enumerate() {
+            let got = AnswerKeySeed.visit_str::<serde_json::Error>(k).unwrap();
+            assert!(matches!(got, AnswerKey::Named(j) if j == i), "{k}");
+        }
+    }
+
+    /// The one-pass reading of an answer reads what `from_json` reads.
+    #[test]
+    fn answers_read_in_one_pass_as_from_json_reads_them() {
+        let answers = [
+            r#"{"id":"A1","pair":"BTC-USDC","type":"limit","side":"buy","quantity":"2","price":"24321.00","status":"open","filledQuantity":"0","createdAt":1700000000000,"updatedAt":1,"clientOrderId":"c"}"#,
+            r#"{"orderId": 42, "symbol": "ETH-USDC", "qty": 1.5, "state": "FILLED", "executedQty": "1.5", "avgPrice": 10, "time": "2023-11-14T22:13:20Z", "extra": {"id": "no", "list": [1, 2.5e3, null, true]}}"#,
+            r#"{"id":null,"orderId":"B","status":null,"state":"open","price":[1],"filled_quantity":false}"#,
+            r#"{"id":"first","id":"second","order":null,"data":"not an object"}"#,
+            r#"{"order":{"id":"inner","status":"open"},"id":"outer"}"#,
+            r#"{"order":null,"data":{"orderId":7,"pair":"X"}}"#,
+            r#"{"order":"text","data":{"orderId":7}}"#,
+            r#"{"data":[],"id":"listed"}"#,
+            r#"{"status":"open"}"#,
+            r#"{"id":"\u0041\n","pair":"\u20ac"}"#,
+            r#"{"id": 18446744073709551615, "created_at": -5, "timestamp": 1.5}"#,
+            r#"[{"id":"1"}]"#,
+            r#""text""#,
+            r#"{"id":"1"} trailing"#,
+            r#"{"id":"1""#,
+            "",
+        ];
+        // Every name, with a string and with a number, for each field.
+        let mut answers: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+        for k in ORDER_KEYS {
+            answers.push(format!(r#"{{"id":"x","{k}":"1700000000000"}}"#));
+            answers.push(format!(r#"{{"{k}":17,"id":"x"}}"#));
+            answers.push(format!(r#"{{"order_id":"y","{k}":"v"}}"#));
+        }
+        let read = answers
+            .iter()
+            .filter(|a| ExchangeOrder::from_answer(a).is_some());
+        assert_eq!(read.count(), 9 + 3 * ORDER_KEYS.len());
+        for a in &answers {
+            let by_value = serde_json::from_str::<Value>(a)
+                .ok()
+                .and_then(|v| ExchangeOrder::from_json(&v))
+                .map(|o| ExchangeOrder {
+                    raw: String::new(),
+                    ..o
+                });
+            assert_eq!(ExchangeOrder::from_answer(a), by_value, "{a}");
+        }
     }
 
     #[test]

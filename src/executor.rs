@@ -474,9 +474,7 @@ impl Executor {
     ) -> (Event, StateChange, Option<Duration>) {
         let s = reply.status;
         if (200..300).contains(&s) {
-            let parsed = serde_json::from_str::<Value>(&reply.body)
-                .ok()
-                .and_then(|v| ExchangeOrder::from_json_unkept(&v));
+            let parsed = ExchangeOrder::from_answer(&reply.body);
             return match parsed {
                 Some(eo) => {
                     // An answer that carries an order but says "rejected"
