@@ -349,7 +349,7 @@ impl Executor {
         o: OrderRow,
         sent: &std::sync::atomic::AtomicUsize,
     ) -> Result<(), JournalError> {
-        let venue = self.acct.client().venue().clone();
+        let venue = self.acct.client().venue();
         let (mut not_sent, mut refused) = (0u32, 0u32);
         let mut attempt = o.attempts;
         while not_sent < self.opts.place_tries && refused < self.opts.rate_limited_tries {
