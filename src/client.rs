@@ -478,18 +478,21 @@ impl Client {
 }
 
 impl Client {
-    /// The parsed URL of a path on the exchange, parsed once per path (a
-    /// few dozen kept); `None` when it does not parse, so that the request
-    /// fails as any unparsable URL does.
+    /// The parsed URL of a path on the exchange, parsed once per path (the
+    /// last few dozen kept); `None` when it does not parse, so that the
+    /// request fails as any unparsable URL does.
     fn url(&self, path_and_query: &str) -> Option<reqwest::Url> {
         let mut urls = self.urls.lock().expect("lock");
         if let Some(u) = urls.get(path_and_query) {
             return Some(u.clone());
         }
         let u = reqwest::Url::parse(&format!("{}{}", self.cfg.base_url, path_and_query)).ok()?;
-        if urls.len() < URLS_KEPT {
-            urls.insert(path_and_query.to_string(), u.clone());
+        // Full of one-off paths (an order's status, a page): start again,
+        // so that the paths used again and again are kept.
+        if urls.len() >= URLS_KEPT {
+            urls.clear();
         }
+        urls.insert(path_and_query.to_string(), u.clone());
         Some(u)
     }
 }
