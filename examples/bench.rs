@@ -83,15 +83,20 @@ impl SandboxProcess {
             .arg(dir.join("exchange.jsonl"))
             .env_remove("HQX_VENUE")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // To a file, not a pipe nobody reads: shown if it fails to start.
+            .stderr(std::fs::File::create(dir.join("sandbox.err")).expect("create sandbox.err"))
             .spawn()
             .expect("start hqx sandbox; build hqx first");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let url = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("HQX_BASE_URL=").map(str::to_string))
-            .expect("the sandbox printed its URL");
+            .find_map(|l| l.strip_prefix("HQX_BASE_URL=").map(str::to_string));
+        let Some(url) = url else {
+            let status = child.wait();
+            let err = std::fs::read_to_string(dir.join("sandbox.err")).unwrap_or_default();
+            panic!("the sandbox printed no URL (exit: {status:?}); its stderr:\n{err}");
+        };
         // Keep reading what it prints, so that it never writes to a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         SandboxProcess { child, url }
