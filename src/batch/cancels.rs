@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use marked_yaml::Node;
+use super::tree::Node;
 
 use super::{
     item_label, node_pos, peek_id, shown, valid_id, Check, Fields, IdKind, OrderSpec, Pos,

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use marked_yaml::Node;
+use super::tree::Node;
 
 use super::{
-    is_null, item_label, node_pos, peek_id, Check, Field, Fields, IdKind, OrderMarks, OrderSpec,
-    Pos, Scalar, MAX_ORDERS,
+    dotted, is_null, item_label, node_pos, peek_id, Check, Field, Fields, IdKind, OrderMarks,
+    OrderSpec, Pos, Scalar, MAX_ORDERS,
 };
 use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
 
@@ -138,7 +138,7 @@ impl Check<'_> {
             return None;
         };
         let label = item_label("orders", i, peek_id(map));
-        let at = |name: &str| format!("{label}.{name}");
+        let at = |name: &str| dotted(&label, name);
         let fields = self.fields(map, ORDER_KEYS, &label, "an order");
 
         let id = self.unique_id(&fields, pos, &label, seen, &ORDER_ID);
@@ -228,7 +228,7 @@ impl Check<'_> {
         label: &str,
         example: &str,
     ) -> Option<(T, bool)> {
-        let at = format!("{label}.{name}");
+        let at = dotted(label, name);
         match (fields.get(name), preset) {
             (Some(f), _) => self.value(&at, f, example).map(|v| (v, false)),
             (None, Preset::Set(v)) => Some((v.clone(), true)),

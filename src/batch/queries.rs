@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use marked_yaml::types::MarkedMappingNode;
-use marked_yaml::Node;
+use super::tree::MappingNode;
+use super::tree::Node;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -107,7 +107,7 @@ impl Check<'_> {
         at: &str,
         null_ok: bool,
         example: &str,
-    ) -> Option<Option<&'a MarkedMappingNode>> {
+    ) -> Option<Option<&'a MappingNode<'a>>> {
         match f.value {
             Node::Mapping(m) => Some(Some(m)),
             Node::Scalar(s) if is_null(s) && null_ok => Some(None),

@@ -564,7 +564,7 @@ fn yaml_syntax_errors_are_one_error_with_a_position() {
 #[test]
 fn anchors_tags_and_second_documents_are_refused() {
     let e = one("version: 1\nbatch: &b b\n");
-    // marked-yaml reports anchors and tags where their value starts.
+    // Anchors and tags are reported where their value starts.
     assert_err(&e, 2, 11, "", "anchors and aliases");
     let e = one("version: 1\nbatch: !!str b\n");
     assert_err(&e, 2, 14, "", "tags");
