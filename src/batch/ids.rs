@@ -30,9 +30,10 @@ impl Check<'_> {
     pub(super) fn unique_id<'a>(
         &mut self,
         fields: &Fields<'a>,
+        i: usize,
         pos: Pos,
         label: &str,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
+        seen: &mut HashMap<&'a str, (usize, Pos)>,
         kind: &IdKind,
     ) -> Option<&'a str> {
         let at = dotted(label, "id");
@@ -43,7 +44,9 @@ impl Check<'_> {
             return None;
         };
         let (id, id_pos) = self.id(&at, f, kind.example)?;
-        if let Some((first, first_pos)) = seen.get(id) {
+        if let Some(&(first, first_pos)) = seen.get(id) {
+            // The first item's label, as it was: its id is this one.
+            let first = item_label(kind.list, first, Some(id));
             self.err(
                 id_pos,
                 &at,
@@ -54,7 +57,7 @@ impl Check<'_> {
             );
             return None;
         }
-        seen.insert(id, (label.to_string(), id_pos));
+        seen.insert(id, (i, id_pos));
         Some(id)
     }
 }
@@ -72,6 +75,8 @@ pub(super) fn valid_id(s: &str) -> bool {
 
 /// How an order's or a query's id is explained when it is missing or reused.
 pub(super) struct IdKind {
+    /// The list the items are in: `orders`, `queries` or `cancels`.
+    pub(super) list: &'static str,
     pub(super) noun: &'static str,
     pub(super) example: &'static str,
     pub(super) missing: &'static str,

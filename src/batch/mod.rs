@@ -309,8 +309,13 @@ pub fn load(path: &Path) -> Result<Batch, BatchErrors> {
         }])
     };
     let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+    let read = std::fs::File::open(path).and_then(|f| {
+        // Sized up front: grown by doubling, a 10 MB file left 30 MB of
+        // discarded buffers resident.
+        let size = f.metadata().map_or(0, |m| m.len()).min(MAX_FILE_BYTES + 1);
+        bytes.reserve_exact(usize::try_from(size).unwrap_or(0) + 1);
+        f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)
+    });
     if let Err(e) = read {
         return Err(whole_file(
             0,

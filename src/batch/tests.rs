@@ -833,3 +833,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reused_id_names_the_item_that_has_it_first() {
+    let e = errors(
+        "version: 1\nbatch: b\ncancels:\n  - { id: x, exchange_order_id: O1 }\n  - { id: y, exchange_order_id: O2 }\n  - { id: x, exchange_order_id: O3 }\n",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_err(
+        &e[0],
+        6,
+        11,
+        "cancels[2] (x).id",
+        "cancel id `x` is already used by cancels[0] (x) at line 4",
+    );
+    // The first of three, however far down the list.
+    let orders: String = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{ id: o{}, pair: BTC-USDC, side: buy, type: market, quantity: \"1\" }}\n",
+                i % 11
+            )
+        })
+        .collect();
+    let e = one(&format!("version: 1\nbatch: b\norders:\n{orders}"));
+    assert_err(
+        &e,
+        15,
+        11,
+        "orders[11] (o0).id",
+        "order id `o0` is already used by orders[0] (o0) at line 4",
+    );
+}

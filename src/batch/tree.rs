@@ -38,11 +38,14 @@ impl Mark {
 }
 
 /// A scalar's text: borrowed from the file where it is written as it
-/// reads, owned otherwise.
+/// reads, owned otherwise; and whether it was written plain (no quotes, not
+/// a block scalar: YAML would give it a type, so `1` and `"1"` differ).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Text<'a> {
-    File(&'a str),
-    Owned(Box<str>),
+    Plain(&'a str),
+    Quoted(&'a str),
+    PlainOwned(Box<str>),
+    QuotedOwned(Box<str>),
 }
 
 /// A scalar (a key or a value), with where it starts.
@@ -50,22 +53,19 @@ enum Text<'a> {
 pub(crate) struct ScalarNode<'a> {
     text: Text<'a>,
     start: Mark,
-    /// Written plain (no quotes, not a block scalar): YAML would give it a
-    /// type, so `1` and `"1"` differ.
-    plain: bool,
 }
 
 impl<'a> ScalarNode<'a> {
     /// The value, as YAML reads it (quotes and escapes resolved).
     pub(crate) fn as_str(&self) -> &str {
         match &self.text {
-            Text::File(s) => s,
-            Text::Owned(s) => s,
+            Text::Plain(s) | Text::Quoted(s) => s,
+            Text::PlainOwned(s) | Text::QuotedOwned(s) => s,
         }
     }
     /// Written without quotes (so `null`, `~` and nothing are null).
     pub(crate) fn may_coerce(&self) -> bool {
-        self.plain
+        matches!(self.text, Text::Plain(_) | Text::PlainOwned(_))
     }
     pub(crate) fn start(&self) -> Mark {
         self.start
@@ -75,7 +75,7 @@ impl<'a> ScalarNode<'a> {
 /// A mapping: its entries in file order, and where it starts and ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MappingNode<'a> {
-    entries: Vec<(ScalarNode<'a>, Node<'a>)>,
+    entries: Box<[(ScalarNode<'a>, Node<'a>)]>,
     start: Mark,
     end: Mark,
 }
@@ -102,7 +102,7 @@ impl<'a> MappingNode<'a> {
 /// A list: its items, and where it starts and ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SequenceNode<'a> {
-    items: Vec<Node<'a>>,
+    items: Box<[Node<'a>]>,
     start: Mark,
     end: Mark,
 }
@@ -207,14 +207,18 @@ fn syntax(e: &ScanError) -> Refusal {
 /// A mapping or list being read.
 enum Open<'a> {
     Mapping {
-        node: MappingNode<'a>,
+        entries: Vec<(ScalarNode<'a>, Node<'a>)>,
+        start: Mark,
         /// The key read, waiting for its value.
         key: Option<ScalarNode<'a>>,
         /// Keys to their entry, once the mapping is large enough that a
         /// linear search would cost (a top level of many keys).
         index: Option<HashMap<String, usize>>,
     },
-    Sequence(SequenceNode<'a>),
+    Sequence {
+        items: Vec<Node<'a>>,
+        start: Mark,
+    },
 }
 
 /// Entries a mapping holds before duplicate keys are found through an index.
@@ -268,22 +272,31 @@ impl<'a> Loader<'a> {
     /// The scalar's text: borrowed from the file if it is written there as
     /// it reads, at the scalar's start (after its quote when quoted).
     fn text(&mut self, value: String, style: TScalarStyle, at: Marker) -> Text<'a> {
+        let plain = matches!(style, TScalarStyle::Plain);
         let skip = match style {
             TScalarStyle::Plain => 0,
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => 1,
             TScalarStyle::Literal | TScalarStyle::Folded => {
-                return Text::Owned(value.into_boxed_str())
+                return Text::QuotedOwned(value.into_boxed_str())
             }
         };
         let text = self.text;
         if let Some(start) = self.byte_at(at.index()).map(|b| b + skip) {
             if let Some(s) = text.get(start..start + value.len()) {
                 if s == value {
-                    return Text::File(s);
+                    return if plain {
+                        Text::Plain(s)
+                    } else {
+                        Text::Quoted(s)
+                    };
                 }
             }
         }
-        Text::Owned(value.into_boxed_str())
+        if plain {
+            Text::PlainOwned(value.into_boxed_str())
+        } else {
+            Text::QuotedOwned(value.into_boxed_str())
+        }
     }
 
     /// A finished node: the top level, a key, a mapping's value or a list's item.
@@ -293,8 +306,8 @@ impl<'a> Loader<'a> {
             return;
         };
         let dup = match open {
-            Open::Sequence(s) => {
-                s.items.push(node);
+            Open::Sequence { items, .. } => {
+                items.push(node);
                 return;
             }
             Open::Mapping { key: k @ None, .. } => match node {
@@ -305,12 +318,13 @@ impl<'a> Loader<'a> {
                 _ => unreachable!("a key that is not a scalar was refused at its start"),
             },
             Open::Mapping {
-                node: map,
+                entries,
                 key: k @ Some(_),
                 index,
+                ..
             } => {
                 let key = k.take().expect("matched Some");
-                insert(map, index, key, node)
+                insert(entries, index, key, node)
             }
         };
         if let Some(dup) = dup {
@@ -322,27 +336,24 @@ impl<'a> Loader<'a> {
 /// Add `key: value` to `map`. A key already there keeps its first position,
 /// takes the new value and moves to the end; the duplicate is returned.
 fn insert<'a>(
-    map: &mut MappingNode<'a>,
+    entries: &mut Vec<(ScalarNode<'a>, Node<'a>)>,
     index: &mut Option<HashMap<String, usize>>,
     key: ScalarNode<'a>,
     value: Node<'a>,
 ) -> Option<Refusal> {
     let found = match index {
         Some(ix) => ix.get(key.as_str()).copied(),
-        None => map
-            .entries
-            .iter()
-            .position(|(k, _)| k.as_str() == key.as_str()),
+        None => entries.iter().position(|(k, _)| k.as_str() == key.as_str()),
     };
     match found {
         None => {
             if let Some(ix) = index {
-                ix.insert(key.as_str().to_string(), map.entries.len());
+                ix.insert(key.as_str().to_string(), entries.len());
             }
-            map.entries.push((key, value));
-            if index.is_none() && map.entries.len() > LINEAR_KEYS {
+            entries.push((key, value));
+            if index.is_none() && entries.len() > LINEAR_KEYS {
                 *index = Some(
-                    map.entries
+                    entries
                         .iter()
                         .enumerate()
                         .map(|(i, (k, _))| (k.as_str().to_string(), i))
@@ -352,15 +363,15 @@ fn insert<'a>(
             None
         }
         Some(i) => {
-            let (first_key, _) = map.entries.remove(i);
+            let (first_key, _) = entries.remove(i);
             let dup = Refusal::DuplicateKey {
                 key: key.as_str().to_string(),
                 at: key.start,
                 first: first_key.start,
             };
-            map.entries.push((first_key, value));
+            entries.push((first_key, value));
             if let Some(ix) = index {
-                for (j, (k, _)) in map.entries.iter().enumerate().skip(i) {
+                for (j, (k, _)) in entries.iter().enumerate().skip(i) {
                     ix.insert(k.as_str().to_string(), j);
                 }
             }
@@ -384,7 +395,7 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                 if !self.started && self.root.is_none() {
                     // An empty file: an empty mapping.
                     self.root = Some(Node::Mapping(MappingNode {
-                        entries: Vec::new(),
+                        entries: Box::default(),
                         start: mark,
                         end: mark,
                     }));
@@ -400,11 +411,8 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                     self.refuse(Refusal::KeyNotScalar(mark));
                 } else {
                     self.stack.push(Open::Mapping {
-                        node: MappingNode {
-                            entries: Vec::new(),
-                            start: mark,
-                            end: mark,
-                        },
+                        entries: Vec::new(),
+                        start: mark,
                         key: None,
                         index: None,
                     });
@@ -420,25 +428,30 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                 } else if awaiting_key {
                     self.refuse(Refusal::KeyNotScalar(mark));
                 } else {
-                    self.stack.push(Open::Sequence(SequenceNode {
+                    self.stack.push(Open::Sequence {
                         items: Vec::new(),
                         start: mark,
-                        end: mark,
-                    }));
+                    });
                 }
             }
             Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Mapping { mut node, .. }) => {
-                    node.end = mark;
-                    node.entries.shrink_to_fit();
+                Some(Open::Mapping { entries, start, .. }) => {
+                    let node = MappingNode {
+                        entries: entries.into_boxed_slice(),
+                        start,
+                        end: mark,
+                    };
                     self.place(Node::Mapping(node));
                 }
                 _ => unreachable!("the parser balances mappings"),
             },
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Open::Sequence(mut node)) => {
-                    node.end = mark;
-                    node.items.shrink_to_fit();
+                Some(Open::Sequence { items, start }) => {
+                    let node = SequenceNode {
+                        items: items.into_boxed_slice(),
+                        start,
+                        end: mark,
+                    };
                     self.place(Node::Sequence(node));
                 }
                 _ => unreachable!("the parser balances lists"),
@@ -451,13 +464,8 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                 } else if top_level {
                     self.refuse(Refusal::TopLevelNotMapping(mark));
                 } else {
-                    let plain = matches!(style, TScalarStyle::Plain);
                     let text = self.text(value, style, marker);
-                    let node = ScalarNode {
-                        text,
-                        start: mark,
-                        plain,
-                    };
+                    let node = ScalarNode { text, start: mark };
                     self.place(Node::Scalar(node));
                 }
             }
@@ -477,9 +485,12 @@ mod tests {
     fn show(n: &Node<'_>, out: &mut String) {
         let m = |m: Mark| format!("{}:{}", m.line, m.column);
         match n {
-            Node::Scalar(s) => {
-                out.push_str(&format!("S({:?},{},{})", s.as_str(), s.plain, m(s.start)))
-            }
+            Node::Scalar(s) => out.push_str(&format!(
+                "S({:?},{},{})",
+                s.as_str(),
+                s.may_coerce(),
+                m(s.start)
+            )),
             Node::Mapping(map) => {
                 out.push_str(&format!("M({},{})[", m(map.start), m(map.end)));
                 for (k, v) in map.iter() {
