@@ -79,13 +79,45 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
             }
             _ => HashMap::new(),
         };
-        (j.orders(&b.id)?, conflicts, Some(j))
+        // People see each order's state only; JSON records also carry the
+        // exchange's id and the filled quantity, read from whole rows.
+        let rows = if sh.is_json() {
+            Known::Rows(j.orders(&b.id)?)
+        } else {
+            Known::States(j.order_states(&b.id)?)
+        };
+        (rows, conflicts, Some(j))
     } else {
-        (Vec::new(), HashMap::new(), None)
+        (Known::States(Vec::new()), HashMap::new(), None)
     };
-    let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
+    let by_id: HashMap<&str, KnownOrder<'_>> = match &rows {
+        Known::Rows(rows) => rows
+            .iter()
+            .map(|r| {
+                let known = KnownOrder {
+                    state: r.state,
+                    exchange_order_id: r.exchange_order_id.as_deref(),
+                    filled_quantity: r.filled_quantity.as_deref(),
+                };
+                (r.order_id.as_str(), known)
+            })
+            .collect(),
+        Known::States(states) => states
+            .iter()
+            .map(|(id, state)| {
+                let known = KnownOrder {
+                    state: *state,
+                    exchange_order_id: None,
+                    filled_quantity: None,
+                };
+                (id.as_str(), known)
+            })
+            .collect(),
+    };
     let (mut place, mut done, mut other) = (0, 0, 0);
     let mut md = String::new();
+    // One line per order: written out together, not a write(2) each.
+    sh.hold();
     sh.say(&format!("batch `{}` ({}):", b.id, file.display()));
     if let Some(line) = checked {
         sh.say(&format!("  {line}"));
@@ -147,8 +179,8 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
                 order_id: &spec.id,
                 action,
                 state,
-                exchange_order_id: row.and_then(|r| r.exchange_order_id.as_deref()),
-                filled_quantity: row.and_then(|r| r.filled_quantity.as_deref()),
+                exchange_order_id: row.and_then(|r| r.exchange_order_id),
+                filled_quantity: row.and_then(|r| r.filled_quantity),
                 detail: conflicts.get(&spec.id).map(String::as_str),
             }));
         }
@@ -168,6 +200,8 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
                 .field("action", "to_run"),
         );
     }
+    // Counting open orders below may wait on the exchange.
+    sh.release();
     let (cancels_line, cancel_conflicts, cancels_to_send) = if b.cancels.is_empty() {
         (String::new(), 0, 0)
     } else {
@@ -324,4 +358,18 @@ fn count_open(
     drop(writer);
     let _ = thread.join();
     Ok(out)
+}
+
+/// What the journal holds of a batch's orders: whole rows (for JSON
+/// records), or ids and states (all a person is shown).
+enum Known {
+    Rows(Vec<OrderRow>),
+    States(Vec<(String, OrderState)>),
+}
+
+/// One journaled order, as the plan shows it.
+struct KnownOrder<'r> {
+    state: OrderState,
+    exchange_order_id: Option<&'r str>,
+    filled_quantity: Option<&'r str>,
 }
