@@ -185,6 +185,7 @@ pub(crate) fn load(text: &str) -> (Option<Node<'_>>, Option<Refusal>) {
         ascii: text.is_ascii(),
         cursor: (0, 0),
         stack: Vec::new(),
+        spare: Vec::new(),
         started: false,
         root: None,
         first: None,
@@ -230,6 +231,10 @@ struct Loader<'a> {
     /// The last character index converted to a byte offset, and that offset.
     cursor: (usize, usize),
     stack: Vec<Open<'a>>,
+    /// Emptied entry vectors of mappings read, for the next mappings: a
+    /// mapping keeps an exact copy, not a vector grown by doubling (an
+    /// order's 6 entries would keep room for 8).
+    spare: Vec<Vec<(ScalarNode<'a>, Node<'a>)>>,
     /// The document has started (a node now would be the top level).
     started: bool,
     root: Option<Node<'a>>,
@@ -411,7 +416,7 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                     self.refuse(Refusal::KeyNotScalar(mark));
                 } else {
                     self.stack.push(Open::Mapping {
-                        entries: Vec::new(),
+                        entries: self.spare.pop().unwrap_or_default(),
                         start: mark,
                         key: None,
                         index: None,
@@ -435,9 +440,15 @@ impl<'a> MarkedEventReceiver for Loader<'a> {
                 }
             }
             Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Mapping { entries, start, .. }) => {
+                Some(Open::Mapping {
+                    mut entries, start, ..
+                }) => {
+                    // Moved into a vector of the exact size; the emptied one is reused.
+                    let mut exact = Vec::with_capacity(entries.len());
+                    exact.append(&mut entries);
+                    self.spare.push(entries);
                     let node = MappingNode {
-                        entries: entries.into_boxed_slice(),
+                        entries: exact.into_boxed_slice(),
                         start,
                         end: mark,
                     };
