@@ -310,6 +310,17 @@ impl Shell {
         }
     }
 
+    /// [`Shell::say`] of formatted text, without building a `String`.
+    pub fn say_fmt(&mut self, text: std::fmt::Arguments<'_>) {
+        if self.is_json() {
+            if !self.quiet {
+                self.err_line(text);
+            }
+        } else {
+            self.out_line(text);
+        }
+    }
+
     /// A note for people on stderr (dropped with `--quiet`).
     pub fn status(&mut self, text: &str) {
         if !self.quiet {
