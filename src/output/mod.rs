@@ -246,7 +246,9 @@ impl Shell {
     /// dropped): a listing of 100,000 lines is then a few writes, not one
     /// per line (stdout is line-buffered). Anything written to stderr
     /// meanwhile writes what is held first, so the two stay in order; so
-    /// does every 64 KiB held.
+    /// does every 64 KiB held. Release it before a progress bar or a wait
+    /// on the exchange: a bar draws on stderr by itself, and held lines
+    /// would show only after the wait.
     pub fn hold(&mut self) {
         if self.held.is_none() {
             let choice = self.out.current_choice();
