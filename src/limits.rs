@@ -31,7 +31,7 @@ use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use marked_yaml::Node;
+use crate::batch::Node;
 use rust_decimal::Decimal;
 
 use crate::batch::{self, Batch, BatchError, BatchErrors, Check, Field, OrderSpec, Pos};
@@ -214,11 +214,7 @@ fn not_a_mapping() -> String {
 }
 
 /// The rules of a `limits` mapping; `at` prefixes field names.
-fn rules(
-    check: &mut Check<'_>,
-    map: &marked_yaml::types::MarkedMappingNode,
-    at: &str,
-) -> Option<Limits> {
+fn rules(check: &mut Check<'_>, map: &batch::MappingNode<'_>, at: &str) -> Option<Limits> {
     let before = check.errors.len();
     let what = if at.is_empty() {
         "a limits file"

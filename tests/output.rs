@@ -458,3 +458,69 @@ fn completions_and_man_page() {
     assert!(text.contains(".TH hqx 1"), "{text}");
     assert!(text.contains("reconcile"), "{text}");
 }
+
+/// `plan` writes its listing out together (not a write per line), yet
+/// with stdout and stderr on one file everything keeps its place: people's
+/// lines, the summary and then the note on stderr; and under `--output
+/// json`, where each order's line for people goes to stderr, each line
+/// before its order's record, which comes before the next order's line.
+#[test]
+fn a_plan_held_listing_keeps_its_place_among_stderr_lines() {
+    let env = Env::new();
+    let f = env.write("b.yaml", &batch_of("b", 600));
+    env.run(&f).assert().code(0);
+    // Every order changed: a conflict each, then a note on stderr.
+    std::fs::write(&f, batch_of("b", 600).replace("25000.00", "24000.00")).unwrap();
+    let both = |json: bool| {
+        let path = env.path("both.txt");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut c = env.process();
+        if json {
+            c.args(["--output", "json"]);
+        }
+        let status = c
+            .arg("plan")
+            .arg(&f)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(2));
+        std::fs::read_to_string(&path).unwrap()
+    };
+
+    let text = both(false);
+    let lines: Vec<&str> = text.lines().collect();
+    let listed: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("CONFLICT"))
+        .collect();
+    assert_eq!(listed.len(), 600, "{text}");
+    let summary = lines
+        .iter()
+        .position(|l| {
+            l.contains("0 to place, 0 already placed or rejected, 0 to resolve, 600 conflict(s)")
+        })
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    let note = lines
+        .iter()
+        .position(|l| l.starts_with("600 order(s) changed under an id already journaled"))
+        .unwrap_or_else(|| panic!("no note on stderr: {text}"));
+    assert!(listed[599] < summary && summary < note, "{text}");
+
+    let text = both(true);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut last = 0;
+    for i in 0..600 {
+        let id = format!("o{i} ");
+        let human = lines
+            .iter()
+            .position(|l| l.contains("CONFLICT") && l.contains(&id))
+            .unwrap_or_else(|| panic!("no line for o{i}: {text}"));
+        let record = lines
+            .iter()
+            .position(|l| l.starts_with('{') && l.contains(&format!("\"order_id\":\"o{i}\"")))
+            .unwrap_or_else(|| panic!("no record for o{i}: {text}"));
+        assert!(last <= human && human < record, "o{i}: {text}");
+        last = record;
+    }
+}

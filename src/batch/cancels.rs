@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use marked_yaml::Node;
+use super::tree::Node;
 
 use super::{
     item_label, node_pos, peek_id, shown, valid_id, Check, Fields, IdKind, OrderSpec, Pos,
@@ -28,6 +28,7 @@ const CANCEL_TARGETS: &[&str] = &["order", "exchange_order_id", "all_open"];
 const ALL_OPEN_KEYS: &[&str] = &["pair"];
 
 const CANCEL_ID: IdKind = IdKind {
+    list: "cancels",
     noun: "cancel",
     example: "drop-low",
     missing: "missing `id`; give the cancel an id like `id: drop-low`, unique within the batch (orders, queries and cancels share ids) and kept the same across reruns (it is how hqx knows a cancel was already done)",
@@ -106,7 +107,7 @@ impl Check<'_> {
         queries: &[QuerySpec],
     ) -> Option<(usize, Vec<CancelSpec>)> {
         let items = self.list(f, "{ id: drop-low, order: btc-bid-low }")?;
-        let mut seen: HashMap<&str, (String, Pos)> = HashMap::new();
+        let mut seen: HashMap<&str, (usize, Pos)> = HashMap::new();
         let mut out = Vec::new();
         let taken: HashMap<&str, String> = orders
             .iter()
@@ -135,7 +136,7 @@ impl Check<'_> {
         &mut self,
         i: usize,
         node: &'a Node,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
+        seen: &mut HashMap<&'a str, (usize, Pos)>,
         batch: Option<&str>,
         orders: &[OrderSpec],
         taken: &HashMap<&str, String>,
@@ -154,7 +155,7 @@ impl Check<'_> {
         let at = |name: &str| format!("{label}.{name}");
         let fields = self.fields(map, CANCEL_KEYS, &label, "a cancel");
 
-        let id = self.unique_id(&fields, pos, &label, seen, &CANCEL_ID);
+        let id = self.unique_id(&fields, i, pos, &label, seen, &CANCEL_ID);
         if let Some(id) = id {
             if let Some(other) = taken.get(id) {
                 let id_pos = fields.get("id").map(|f| f.value_pos()).unwrap_or(pos);

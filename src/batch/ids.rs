@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use marked_yaml::types::MarkedMappingNode;
+use super::tree::MappingNode;
 
 use super::{shown, Check, Field, Fields, Pos};
 
@@ -30,12 +30,13 @@ impl Check<'_> {
     pub(super) fn unique_id<'a>(
         &mut self,
         fields: &Fields<'a>,
+        i: usize,
         pos: Pos,
         label: &str,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
+        seen: &mut HashMap<&'a str, (usize, Pos)>,
         kind: &IdKind,
     ) -> Option<&'a str> {
-        let at = format!("{label}.id");
+        let at = dotted(label, "id");
         let Some(f) = fields.get("id") else {
             if !fields.misspelt("id") {
                 self.err(pos, &at, kind.missing.into());
@@ -43,7 +44,9 @@ impl Check<'_> {
             return None;
         };
         let (id, id_pos) = self.id(&at, f, kind.example)?;
-        if let Some((first, first_pos)) = seen.get(id) {
+        if let Some(&(first, first_pos)) = seen.get(id) {
+            // The first item's label, as it was: its id is this one.
+            let first = item_label(kind.list, first, Some(id));
             self.err(
                 id_pos,
                 &at,
@@ -54,7 +57,7 @@ impl Check<'_> {
             );
             return None;
         }
-        seen.insert(id, (label.to_string(), id_pos));
+        seen.insert(id, (i, id_pos));
         Some(id)
     }
 }
@@ -72,6 +75,8 @@ pub(super) fn valid_id(s: &str) -> bool {
 
 /// How an order's or a query's id is explained when it is missing or reused.
 pub(super) struct IdKind {
+    /// The list the items are in: `orders`, `queries` or `cancels`.
+    pub(super) list: &'static str,
     pub(super) noun: &'static str,
     pub(super) example: &'static str,
     pub(super) missing: &'static str,
@@ -86,7 +91,7 @@ fn id_rule_message(s: &str) -> String {
 }
 
 /// The id of an order or query, if it has a valid one, for labels.
-pub(super) fn peek_id(map: &MarkedMappingNode) -> Option<&str> {
+pub(super) fn peek_id<'a>(map: &'a MappingNode<'a>) -> Option<&'a str> {
     map.get_scalar("id")
         .map(|s| s.as_str())
         .filter(|s| valid_id(s))
@@ -94,8 +99,39 @@ pub(super) fn peek_id(map: &MarkedMappingNode) -> Option<&str> {
 
 /// `orders[1] (buy-1)`, or `orders[1]` without a valid id.
 pub(super) fn item_label(list: &str, i: usize, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!("{list}[{i}] ({id})"),
-        None => format!("{list}[{i}]"),
+    // Written out rather than with `format!`: one label per order, and a
+    // batch holds up to 100,000.
+    let mut digits = [0u8; 20];
+    let mut n = i;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    let digits = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+    let mut label =
+        String::with_capacity(list.len() + digits.len() + id.map_or(2, |s| s.len() + 5));
+    label.push_str(list);
+    label.push('[');
+    label.push_str(digits);
+    label.push(']');
+    if let Some(id) = id {
+        label.push_str(" (");
+        label.push_str(id);
+        label.push(')');
+    }
+    label
+}
+
+/// `label.name`: a field of an item.
+pub(super) fn dotted(label: &str, name: &str) -> String {
+    let mut s = String::with_capacity(label.len() + 1 + name.len());
+    s.push_str(label);
+    s.push('.');
+    s.push_str(name);
+    s
 }

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use marked_yaml::Node;
+use super::tree::Node;
 
 use super::{
-    is_null, item_label, node_pos, peek_id, Check, Field, Fields, IdKind, OrderMarks, OrderSpec,
-    Pos, Scalar, MAX_ORDERS,
+    dotted, is_null, item_label, node_pos, peek_id, Check, Field, Fields, IdKind, OrderMarks,
+    OrderSpec, Pos, Scalar, MAX_ORDERS,
 };
 use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
 
@@ -16,6 +16,7 @@ const DEFAULT_KEYS: &[&str] = &["pair", "type", "side"];
 pub(super) const ORDER_KEYS: &[&str] = &["id", "pair", "side", "type", "quantity", "price"];
 
 const ORDER_ID: IdKind = IdKind {
+    list: "orders",
     noun: "order",
     example: "buy-1",
     missing: "missing `id`; give the order an id like `id: buy-1`, unique within the batch and kept the same across reruns (it is how hqx knows an order was already placed)",
@@ -110,7 +111,7 @@ impl Check<'_> {
             );
             return None;
         }
-        let mut seen: HashMap<&str, (String, Pos)> = HashMap::with_capacity(items.len());
+        let mut seen: HashMap<&str, (usize, Pos)> = HashMap::with_capacity(items.len());
         let mut out = Vec::with_capacity(items.len());
         for (i, node) in items.iter().enumerate() {
             if let Some(spec) = self.order(i, node, defaults, &mut seen) {
@@ -125,7 +126,7 @@ impl Check<'_> {
         i: usize,
         node: &'a Node,
         defaults: &Defaults,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
+        seen: &mut HashMap<&'a str, (usize, Pos)>,
     ) -> Option<OrderSpec> {
         let before = self.errors.len();
         let pos = node_pos(node);
@@ -138,10 +139,10 @@ impl Check<'_> {
             return None;
         };
         let label = item_label("orders", i, peek_id(map));
-        let at = |name: &str| format!("{label}.{name}");
+        let at = |name: &str| dotted(&label, name);
         let fields = self.fields(map, ORDER_KEYS, &label, "an order");
 
-        let id = self.unique_id(&fields, pos, &label, seen, &ORDER_ID);
+        let id = self.unique_id(&fields, i, pos, &label, seen, &ORDER_ID);
 
         let pair = self.preset_field(&fields, "pair", &defaults.pair, pos, &label, "BTC-USDC");
         let side = self.preset_field(&fields, "side", &defaults.side, pos, &label, "buy");
@@ -228,7 +229,7 @@ impl Check<'_> {
         label: &str,
         example: &str,
     ) -> Option<(T, bool)> {
-        let at = format!("{label}.{name}");
+        let at = dotted(label, name);
         match (fields.get(name), preset) {
             (Some(f), _) => self.value(&at, f, example).map(|v| (v, false)),
             (None, Preset::Set(v)) => Some((v.clone(), true)),

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use marked_yaml::types::MarkedMappingNode;
-use marked_yaml::Node;
+use super::tree::MappingNode;
+use super::tree::Node;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -21,6 +21,7 @@ const ORDERS_QUERY_KEYS: &[&str] = &["pair", "status"];
 const DEPOSIT_KEYS: &[&str] = &["currency", "network"];
 
 const QUERY_ID: IdKind = IdKind {
+    list: "queries",
     noun: "query",
     example: "funds",
     missing: "missing `id`; give the query an id like `id: funds`, unique among the queries (its result is journaled under it)",
@@ -31,7 +32,7 @@ impl Check<'_> {
     /// The queries: how many entries there were, and those that are valid.
     pub(super) fn queries(&mut self, f: Field<'_>) -> Option<(usize, Vec<QuerySpec>)> {
         let items = self.list(f, "{ id: funds, balances: {} }")?;
-        let mut seen: HashMap<&str, (String, Pos)> = HashMap::new();
+        let mut seen: HashMap<&str, (usize, Pos)> = HashMap::new();
         let mut out = Vec::new();
         for (i, node) in items.iter().enumerate() {
             if let Some(spec) = self.query(i, node, &mut seen) {
@@ -45,7 +46,7 @@ impl Check<'_> {
         &mut self,
         i: usize,
         node: &'a Node,
-        seen: &mut HashMap<&'a str, (String, Pos)>,
+        seen: &mut HashMap<&'a str, (usize, Pos)>,
     ) -> Option<QuerySpec> {
         let before = self.errors.len();
         let pos = node_pos(node);
@@ -61,7 +62,7 @@ impl Check<'_> {
         let at = |name: &str| format!("{label}.{name}");
         let fields = self.fields(map, QUERY_KEYS, &label, "a query");
 
-        let id = self.unique_id(&fields, pos, &label, seen, &QUERY_ID);
+        let id = self.unique_id(&fields, i, pos, &label, seen, &QUERY_ID);
 
         let kinds: Vec<(&str, Field<'_>)> = QUERY_KINDS
             .iter()
@@ -107,7 +108,7 @@ impl Check<'_> {
         at: &str,
         null_ok: bool,
         example: &str,
-    ) -> Option<Option<&'a MarkedMappingNode>> {
+    ) -> Option<Option<&'a MappingNode<'a>>> {
         match f.value {
             Node::Mapping(m) => Some(Some(m)),
             Node::Scalar(s) if is_null(s) && null_ok => Some(None),

@@ -564,7 +564,7 @@ fn yaml_syntax_errors_are_one_error_with_a_position() {
 #[test]
 fn anchors_tags_and_second_documents_are_refused() {
     let e = one("version: 1\nbatch: &b b\n");
-    // marked-yaml reports anchors and tags where their value starts.
+    // Anchors and tags are reported where their value starts.
     assert_err(&e, 2, 11, "", "anchors and aliases");
     let e = one("version: 1\nbatch: !!str b\n");
     assert_err(&e, 2, 14, "", "tags");
@@ -832,4 +832,36 @@ proptest! {
             prop_assert_eq!(i.price.as_ref().map(Amount::text), Some(text.as_str()));
         }
     }
+}
+
+#[test]
+fn a_reused_id_names_the_item_that_has_it_first() {
+    let e = errors(
+        "version: 1\nbatch: b\ncancels:\n  - { id: x, exchange_order_id: O1 }\n  - { id: y, exchange_order_id: O2 }\n  - { id: x, exchange_order_id: O3 }\n",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_err(
+        &e[0],
+        6,
+        11,
+        "cancels[2] (x).id",
+        "cancel id `x` is already used by cancels[0] (x) at line 4",
+    );
+    // The first of three, however far down the list.
+    let orders: String = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{ id: o{}, pair: BTC-USDC, side: buy, type: market, quantity: \"1\" }}\n",
+                i % 11
+            )
+        })
+        .collect();
+    let e = one(&format!("version: 1\nbatch: b\norders:\n{orders}"));
+    assert_err(
+        &e,
+        15,
+        11,
+        "orders[11] (o0).id",
+        "order id `o0` is already used by orders[0] (o0) at line 4",
+    );
 }

@@ -1,4 +1,4 @@
-//! Positioned YAML: reading batch text into a `marked-yaml` node tree (one
+//! Positioned YAML: reading batch text into a node tree (`tree`: one
 //! document, no duplicate keys, anchors or tags), and the readers stage 2
 //! is built on: positions, a mapping's known fields (unknown keys reported),
 //! scalars and lists, and [`Check`], which collects every error found.
@@ -6,8 +6,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
-use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions, Marker, Node};
+use super::tree::{self, MappingNode, Mark, Node, Refusal, ScalarNode};
 
 use super::{item_label, unknown_key, valid_id, BatchError, BatchErrors};
 
@@ -19,9 +18,9 @@ const MAX_SCALAR_CHARS: usize = 200;
 // Stage 1: YAML text to a node tree with positions.
 
 /// Parse `text` into a node tree, or report why not. On a duplicate key the
-/// error is reported and the tree is read again keeping the last value, so
-/// that stage 2 still reports everything else.
-pub(crate) fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
+/// error is reported and the tree keeps the last value, so that stage 2
+/// still reports everything else.
+pub(crate) fn read_tree<'t>(text: &'t str, check: &mut Check<'_>) -> Option<Node<'t>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(pos) = second_document(text) {
         check.err(
@@ -33,37 +32,31 @@ pub(crate) fn read_tree(text: &str, check: &mut Check<'_>) -> Option<Node> {
         );
         return None;
     }
-    let options = || LoaderOptions::default().prevent_coercion(true);
-    match parse_yaml_with_options(0, text, options().error_on_duplicate_keys(true)) {
-        Ok(root) => Some(root),
-        Err(LoadError::DuplicateKey(dup)) => {
-            let root = parse_yaml_with_options(0, text, options()).ok();
-            let name = dup.key.as_str();
-            let at = dup.key.span().start().copied();
-            let mut field = match (&root, at) {
-                (Some(r), Some(m)) => field_at(r, m.character()),
-                _ => String::new(),
-            };
-            push_key(&mut field, name);
-            let first = marker_pos(dup.prev_key.span().start());
-            check.err(
-                marker_pos(at.as_ref()),
-                &field,
-                format!(
-                    "duplicate key `{}` (first at line {}, column {}); keep one of them and delete the other",
-                    shown(name),
-                    first.line,
-                    first.column
-                ),
-            );
-            root
-        }
-        Err(e) => {
-            let (marker, message) = load_error_message(&e);
-            check.err(marker_pos(marker), "", message);
-            None
-        }
+    let (root, refusal) = tree::load(text);
+    let Some(refusal) = refusal else {
+        return root;
+    };
+    if let Refusal::DuplicateKey { key, at, first } = &refusal {
+        let mut field = match &root {
+            Some(r) => field_at(r, *at),
+            None => String::new(),
+        };
+        push_key(&mut field, key);
+        check.err(
+            mark_pos(*at),
+            &field,
+            format!(
+                "duplicate key `{}` (first at line {}, column {}); keep one of them and delete the other",
+                shown(key),
+                first.line,
+                first.column
+            ),
+        );
+        return root;
     }
+    let (at, message) = refusal_message(&refusal);
+    check.err(mark_pos(at), "", message);
+    None
 }
 
 /// Where a second YAML document starts, if there is one: the loader reads
@@ -105,38 +98,37 @@ fn second_document(text: &str) -> Option<Pos> {
     None
 }
 
-/// The position and a user-facing message for a loader error.
-fn load_error_message(e: &LoadError) -> (Option<&Marker>, String) {
-    match e {
-        LoadError::ScanError(m, se) => (
-            Some(m),
+/// The position and a user-facing message for a refusal.
+fn refusal_message(r: &Refusal) -> (Mark, String) {
+    match r {
+        Refusal::Syntax(m, info) => (
+            *m,
             format!(
-                "YAML syntax error: {}; check the indentation, the `key: value` colons, and that quotes and brackets are closed",
-                se.info()
+                "YAML syntax error: {info}; check the indentation, the `key: value` colons, and that quotes and brackets are closed"
             ),
         ),
-        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => (
-            Some(m),
+        Refusal::TopLevelNotMapping(m) => (
+            *m,
             "a batch file must be a YAML mapping of keys, starting with `version: 1` and `batch: <id>`"
                 .into(),
         ),
-        LoadError::UnexpectedAnchor(m) => (
-            Some(m),
+        Refusal::Anchor(m) => (
+            *m,
             "YAML anchors and aliases (`&name`, `*name`) are not supported in batch files; write each value out in full (use `defaults` for shared fields)".into(),
         ),
-        LoadError::MappingKeyMustBeScalar(m) => (
-            Some(m),
+        Refusal::KeyNotScalar(m) => (
+            *m,
             "keys must be plain names like `quantity`, not lists or mappings".into(),
         ),
-        LoadError::UnexpectedTag(m) => (
-            Some(m),
+        Refusal::Tag(m) => (
+            *m,
             "YAML tags (like `!!str`) are not supported; to make a value text, put it in quotes instead".into(),
         ),
-        LoadError::DuplicateKey(dup) => (
-            dup.key.span().start(),
+        Refusal::DuplicateKey { key, at, .. } => (
+            *at,
             format!(
                 "duplicate key `{}`; keep one of them and delete the other",
-                shown(dup.key.as_str())
+                shown(key)
             ),
         ),
     }
@@ -144,13 +136,10 @@ fn load_error_message(e: &LoadError) -> (Option<&Marker>, String) {
 
 /// The field path (as in [`BatchError::field`]) of the innermost mapping or
 /// list that contains character `at`.
-fn field_at(root: &Node, at: usize) -> String {
+fn field_at(root: &Node<'_>, at: Mark) -> String {
     let mut field = String::new();
     let mut node = root;
-    let contains = |n: &Node| {
-        node_start(n).is_some_and(|s| s.character() <= at)
-            && n.span().end().is_none_or(|e| at < e.character())
-    };
+    let contains = |n: &Node<'_>| node_start(n) <= at && n.end().is_none_or(|e| at < e);
     loop {
         let next = match node {
             Node::Mapping(m) => m
@@ -194,37 +183,32 @@ pub struct Pos {
     pub column: usize,
 }
 
-fn marker_pos(m: Option<&Marker>) -> Pos {
-    m.map_or(Pos { line: 1, column: 1 }, |m| Pos {
-        line: m.line(),
-        column: m.column(),
-    })
+fn mark_pos(m: Mark) -> Pos {
+    Pos {
+        line: m.line as usize,
+        column: m.column as usize,
+    }
 }
 
 /// Where a node starts. A block mapping's own start mark lies after its
 /// first key, so a mapping starts at the earlier of the two.
-fn node_start(node: &Node) -> Option<&Marker> {
-    let own = node.span().start();
-    let first_key = node
-        .as_mapping()
-        .and_then(|m| m.keys().next())
-        .and_then(|k| k.span().start());
-    match (own, first_key) {
-        (Some(a), Some(b)) if b.character() < a.character() => Some(b),
-        (None, b) => b,
-        (a, _) => a,
+fn node_start(node: &Node<'_>) -> Mark {
+    let own = node.start();
+    match node.as_mapping().and_then(|m| m.keys().next()) {
+        Some(k) if k.start() < own => k.start(),
+        _ => own,
     }
 }
 
-pub(crate) fn node_pos(node: &Node) -> Pos {
-    marker_pos(node_start(node))
+pub(crate) fn node_pos(node: &Node<'_>) -> Pos {
+    mark_pos(node_start(node))
 }
 
 /// One `key: value` of a mapping.
 #[derive(Clone, Copy)]
 pub(crate) struct Field<'a> {
-    pub(crate) key: &'a MarkedScalarNode,
-    pub(crate) value: &'a Node,
+    pub(crate) key: &'a ScalarNode<'a>,
+    pub(crate) value: &'a Node<'a>,
 }
 
 impl<'a> Field<'a> {
@@ -232,7 +216,7 @@ impl<'a> Field<'a> {
         self.key.as_str()
     }
     pub(crate) fn key_pos(&self) -> Pos {
-        marker_pos(self.key.span().start())
+        mark_pos(self.key.start())
     }
     /// Where the value is; for an empty value (`price:`) that is the key.
     pub(crate) fn value_pos(&self) -> Pos {
@@ -270,7 +254,7 @@ pub(crate) struct Scalar<'a> {
 }
 
 /// Whether a scalar is YAML's null (`~`, `null`, or nothing).
-pub(crate) fn is_null(s: &MarkedScalarNode) -> bool {
+pub(crate) fn is_null(s: &ScalarNode<'_>) -> bool {
     s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
 
@@ -307,7 +291,7 @@ impl<'p> Check<'p> {
     /// The known fields of `map`; unknown keys are reported.
     pub(crate) fn fields<'a>(
         &mut self,
-        map: &'a MarkedMappingNode,
+        map: &'a MappingNode<'a>,
         allowed: &[&'static str],
         at: &str,
         what: &str,
@@ -337,10 +321,10 @@ impl<'p> Check<'p> {
         f: Field<'a>,
         example: &str,
     ) -> Option<Scalar<'a>> {
-        let name = shown(f.name());
         let pos = f.value_pos();
         let shape = match f.value {
             Node::Scalar(s) if is_null(s) => {
+                let name = shown(f.name());
                 self.err(
                     pos,
                     at,
@@ -350,7 +334,12 @@ impl<'p> Check<'p> {
                 );
                 return None;
             }
-            Node::Scalar(s) if s.as_str().chars().count() > MAX_SCALAR_CHARS => {
+            // Bytes first: a text of few bytes has no more characters.
+            Node::Scalar(s)
+                if s.as_str().len() > MAX_SCALAR_CHARS
+                    && s.as_str().chars().count() > MAX_SCALAR_CHARS =>
+            {
+                let name = shown(f.name());
                 self.err(
                     pos,
                     at,
@@ -371,6 +360,7 @@ impl<'p> Check<'p> {
             Node::Mapping(_) => "a mapping",
             Node::Sequence(_) => "a list",
         };
+        let name = shown(f.name());
         self.err(
             pos,
             at,
@@ -400,7 +390,7 @@ impl<'p> Check<'p> {
 
     /// A list under `orders` or `queries`: its entries, or `None` if it is
     /// not a list (reported).
-    pub(super) fn list<'a>(&mut self, f: Field<'a>, example: &str) -> Option<&'a [Node]> {
+    pub(super) fn list<'a>(&mut self, f: Field<'a>, example: &str) -> Option<&'a [Node<'a>]> {
         match f.value {
             Node::Sequence(s) => Some(s.as_slice()),
             v => {

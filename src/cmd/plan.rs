@@ -79,13 +79,46 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
             }
             _ => HashMap::new(),
         };
-        (j.orders(&b.id)?, conflicts, Some(j))
+        // People see each order's state only; JSON records also carry the
+        // exchange's id and the filled quantity, read from whole rows.
+        let rows = if sh.is_json() {
+            Known::Rows(j.orders(&b.id)?)
+        } else {
+            Known::States(j.order_states(&b.id)?)
+        };
+        (rows, conflicts, Some(j))
     } else {
-        (Vec::new(), HashMap::new(), None)
+        (Known::States(Vec::new()), HashMap::new(), None)
     };
-    let by_id: HashMap<&str, &OrderRow> = rows.iter().map(|r| (r.order_id.as_str(), r)).collect();
+    let by_id: HashMap<&str, KnownOrder<'_>> = match &rows {
+        Known::Rows(rows) => rows
+            .iter()
+            .map(|r| {
+                let known = KnownOrder {
+                    state: r.state,
+                    exchange_order_id: r.exchange_order_id.as_deref(),
+                    filled_quantity: r.filled_quantity.as_deref(),
+                };
+                (r.order_id.as_str(), known)
+            })
+            .collect(),
+        Known::States(states) => states
+            .iter()
+            .map(|(id, state)| {
+                let known = KnownOrder {
+                    state: *state,
+                    exchange_order_id: None,
+                    filled_quantity: None,
+                };
+                (id.as_str(), known)
+            })
+            .collect(),
+    };
     let (mut place, mut done, mut other) = (0, 0, 0);
     let mut md = String::new();
+    let mut labels: Vec<(&str, String)> = Vec::new();
+    // One line per order: written out together, not a write(2) each.
+    sh.hold();
     sh.say(&format!("batch `{}` ({}):", b.id, file.display()));
     if let Some(line) = checked {
         sh.say(&format!("  {line}"));
@@ -93,50 +126,37 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
     for spec in &b.orders {
         let row = by_id.get(spec.id.as_str());
         let (what, action, extra) = match (conflicts.get(&spec.id), row) {
-            (Some(journal_body), _) => (
-                "CONFLICT",
-                "conflict",
-                format!(" (journal has {journal_body})"),
-            ),
+            (Some(journal_body), _) => ("CONFLICT", "conflict", Extra::Journal(journal_body)),
             (None, None) => {
                 place += 1;
-                ("to place", "to_place", String::new())
+                ("to place", "to_place", Extra::None)
             }
             (None, Some(r)) if r.state == OrderState::Pending => {
                 place += 1;
-                (
-                    "to place",
-                    "to_place",
-                    " (journaled, not yet placed)".into(),
-                )
+                ("to place", "to_place", Extra::NotYetPlaced)
             }
             (None, Some(r)) if r.state.is_placed() || r.state == OrderState::Rejected => {
                 done += 1;
-                ("already", "already", format!(" ({})", r.state))
+                ("already", "already", Extra::State(r.state))
             }
             (None, Some(r)) => {
                 other += 1;
-                (
-                    "to resolve",
-                    "to_resolve",
-                    format!(" ({}: will be looked up on the exchange first)", r.state),
-                )
+                ("to resolve", "to_resolve", Extra::Resolve(r.state))
             }
         };
         let i = &spec.intent;
-        let price = i
-            .price
-            .as_ref()
-            .map(|p| format!(" @ {p}"))
-            .unwrap_or_default();
-        sh.say(&format!(
-            "  {} {:<16} {} {} {} {}{price}{extra}",
-            paint(state_style(what), format!("{what:<10}")),
-            spec.id,
-            i.side,
-            i.quantity,
-            i.pair,
-            i.kind,
+        let price = Price(i.price.as_ref());
+        // Styled once per kind of line, not once per order.
+        let label = match labels.iter().find(|(w, _)| *w == what) {
+            Some((_, l)) => l,
+            None => {
+                labels.push((what, paint(state_style(what), format!("{what:<10}"))));
+                &labels[labels.len() - 1].1
+            }
+        };
+        sh.say_fmt(format_args!(
+            "  {label} {:<16} {} {} {} {}{price}{extra}",
+            spec.id, i.side, i.quantity, i.pair, i.kind,
         ));
         let state = row.map(|r| r.state.as_str());
         // A record per order is built only for JSON output: it is a map
@@ -147,8 +167,8 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
                 order_id: &spec.id,
                 action,
                 state,
-                exchange_order_id: row.and_then(|r| r.exchange_order_id.as_deref()),
-                filled_quantity: row.and_then(|r| r.filled_quantity.as_deref()),
+                exchange_order_id: row.and_then(|r| r.exchange_order_id),
+                filled_quantity: row.and_then(|r| r.filled_quantity),
                 detail: conflicts.get(&spec.id).map(String::as_str),
             }));
         }
@@ -168,6 +188,8 @@ pub fn run(journal_path: &Path, args: &Args, sh: &mut Shell) -> Result<i32, Fail
                 .field("action", "to_run"),
         );
     }
+    // Counting open orders below may wait on the exchange.
+    sh.release();
     let (cancels_line, cancel_conflicts, cancels_to_send) = if b.cancels.is_empty() {
         (String::new(), 0, 0)
     } else {
@@ -324,4 +346,51 @@ fn count_open(
     drop(writer);
     let _ = thread.join();
     Ok(out)
+}
+
+/// What the journal holds of a batch's orders: whole rows (for JSON
+/// records), or ids and states (all a person is shown).
+enum Known {
+    Rows(Vec<OrderRow>),
+    States(Vec<(String, OrderState)>),
+}
+
+/// One journaled order, as the plan shows it.
+struct KnownOrder<'r> {
+    state: OrderState,
+    exchange_order_id: Option<&'r str>,
+    filled_quantity: Option<&'r str>,
+}
+
+/// What a plan line adds after the order.
+enum Extra<'a> {
+    None,
+    Journal(&'a str),
+    NotYetPlaced,
+    State(OrderState),
+    Resolve(OrderState),
+}
+
+impl std::fmt::Display for Extra<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Extra::None => Ok(()),
+            Extra::Journal(body) => write!(f, " (journal has {body})"),
+            Extra::NotYetPlaced => f.write_str(" (journaled, not yet placed)"),
+            Extra::State(s) => write!(f, " ({s})"),
+            Extra::Resolve(s) => write!(f, " ({s}: will be looked up on the exchange first)"),
+        }
+    }
+}
+
+/// ` @ price`, or nothing for a market order.
+struct Price<'a>(Option<&'a crate::model::Amount>);
+
+impl std::fmt::Display for Price<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, " @ {p}"),
+            None => Ok(()),
+        }
+    }
 }

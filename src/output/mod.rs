@@ -159,6 +159,9 @@ pub struct Shell {
     quiet: bool,
     github: Option<github::Github>,
     out: AutoStream<std::io::Stdout>,
+    /// Stdout held back while a listing is written ([`Shell::hold`]): the
+    /// same text, styled or stripped as stdout would, written out at once.
+    held: Option<AutoStream<Vec<u8>>>,
     err: AutoStream<std::io::Stderr>,
     stderr_terminal: bool,
     command: String,
@@ -193,6 +196,7 @@ impl Shell {
                     choice
                 },
             ),
+            held: None,
             err: AutoStream::new(std::io::stderr(), choice),
             stderr_terminal: std::io::stderr().is_terminal(),
             command: command.to_string(),
@@ -238,28 +242,97 @@ impl Shell {
         self.github.as_ref()
     }
 
+    /// Hold stdout back until [`Shell::release`] (or the shell is
+    /// dropped): a listing of 100,000 lines is then a few writes, not one
+    /// per line (stdout is line-buffered). Anything written to stderr
+    /// meanwhile writes what is held first, so the two stay in order; so
+    /// does every 64 KiB held. Release it before a progress bar or a wait
+    /// on the exchange: a bar draws on stderr by itself, and held lines
+    /// would show only after the wait.
+    pub fn hold(&mut self) {
+        if self.held.is_none() {
+            let choice = self.out.current_choice();
+            self.held = Some(AutoStream::new(Vec::with_capacity(HELD_BYTES), choice));
+        }
+    }
+
+    /// Write what [`Shell::hold`] held, and stop holding.
+    pub fn release(&mut self) {
+        self.flush_held();
+        self.held = None;
+    }
+
+    /// Write out what is held (it stays held).
+    fn flush_held(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let choice = held.current_choice();
+        let mut bytes = held.into_inner();
+        if !bytes.is_empty() {
+            // Styled or stripped already: straight to stdout.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes);
+            let _ = out.flush();
+            bytes.clear();
+        }
+        self.held = Some(AutoStream::new(bytes, choice));
+    }
+
+    /// A line to stdout: held, or written.
+    fn out_line(&mut self, line: std::fmt::Arguments<'_>) {
+        match &mut self.held {
+            Some(held) => {
+                let _ = writeln!(held, "{line}");
+                if held.as_inner().len() >= HELD_BYTES {
+                    self.flush_held();
+                }
+            }
+            None => {
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+    }
+
+    /// A line to stderr, after what stdout holds.
+    fn err_line(&mut self, line: std::fmt::Arguments<'_>) {
+        self.flush_held();
+        let _ = writeln!(self.err, "{line}");
+    }
+
     /// The human report: stdout, or stderr under `--output json` (where
     /// `--quiet` drops it). `text` may hold styles; a newline is added.
     pub fn say(&mut self, text: &str) {
         if self.is_json() {
             if !self.quiet {
-                let _ = writeln!(self.err, "{text}");
+                self.err_line(format_args!("{text}"));
             }
         } else {
-            let _ = writeln!(self.out, "{text}");
+            self.out_line(format_args!("{text}"));
+        }
+    }
+
+    /// [`Shell::say`] of formatted text, without building a `String`.
+    pub fn say_fmt(&mut self, text: std::fmt::Arguments<'_>) {
+        if self.is_json() {
+            if !self.quiet {
+                self.err_line(text);
+            }
+        } else {
+            self.out_line(text);
         }
     }
 
     /// A note for people on stderr (dropped with `--quiet`).
     pub fn status(&mut self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(self.err, "{text}");
+            self.err_line(format_args!("{text}"));
         }
     }
 
     /// A warning on stderr, always shown.
     pub fn warn(&mut self, text: &str) {
-        let _ = writeln!(self.err, "{}: {text}", paint(style::WARN, "warning"));
+        self.err_line(format_args!("{}: {text}", paint(style::WARN, "warning")));
     }
 
     /// One JSON record (only under `--output json`).
@@ -289,17 +362,19 @@ impl Shell {
     }
 
     fn write_record(&mut self, r: &json::Record) {
-        let _ = writeln!(self.out, "{}", r.to_line());
-        let _ = self.out.flush();
+        self.out_line(format_args!("{}", r.to_line()));
+        if self.held.is_none() {
+            let _ = self.out.flush();
+        }
     }
 
     /// A CI line (a workflow command): stdout for people, stderr under
     /// `--output json` so stdout stays JSON lines. GitHub reads both.
     fn ci_line(&mut self, line: &str) {
         if self.is_json() {
-            let _ = writeln!(self.err, "{line}");
+            self.err_line(format_args!("{line}"));
         } else {
-            let _ = writeln!(self.out, "{line}");
+            self.out_line(format_args!("{line}"));
         }
     }
 
@@ -371,9 +446,21 @@ impl Shell {
         } else {
             snippet::render(&f.diagnostics, &f.message)
         };
-        let _ = writeln!(self.err, "{text}");
+        self.err_line(format_args!("{text}"));
         self.end_group();
+        self.flush_held();
         f.code
+    }
+}
+
+/// How much [`Shell::hold`] holds before writing it out.
+const HELD_BYTES: usize = 64 * 1024;
+
+impl Drop for Shell {
+    /// What is held is written when the shell goes: at the end of the
+    /// command, on an early return, and when a panic unwinds past it.
+    fn drop(&mut self) {
+        self.flush_held();
     }
 }
 

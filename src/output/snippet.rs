@@ -2,7 +2,7 @@
 //! under the column, grouped per order (annotate-snippets).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
@@ -11,13 +11,29 @@ use super::{paint, style, Diagnostic};
 /// Render every diagnostic (grouped by order, in file order) and the
 /// failure's closing line (its last line says what happened overall).
 pub fn render(diags: &[Diagnostic], message: &str) -> String {
-    let mut sources: HashMap<PathBuf, Option<String>> = HashMap::new();
+    // Each file read once, and split into lines once: a batch of 100,000
+    // orders may have as many errors.
+    let mut texts: Vec<(&Path, Option<String>)> = Vec::new();
+    for d in diags {
+        if !texts.iter().any(|(p, _)| *p == d.path.as_path()) {
+            texts.push((&d.path, std::fs::read_to_string(&d.path).ok()));
+        }
+    }
+    let lines: HashMap<&Path, Vec<&str>> = texts
+        .iter()
+        .filter_map(|(p, t)| t.as_ref().map(|t| (*p, t.lines().collect())))
+        .collect();
     // Groups in order of first appearance.
     let mut groups: Vec<(&str, Vec<&Diagnostic>)> = Vec::new();
+    let mut group_of: HashMap<&str, usize> = HashMap::new();
     for d in diags {
-        match groups.iter_mut().find(|(g, _)| *g == d.group()) {
-            Some((_, v)) => v.push(d),
-            None => groups.push((d.group(), vec![d])),
+        let g = d.group();
+        match group_of.get(g) {
+            Some(&i) => groups[i].1.push(d),
+            None => {
+                group_of.insert(g, groups.len());
+                groups.push((g, vec![d]));
+            }
         }
     }
     let renderer = Renderer::styled();
@@ -28,10 +44,11 @@ pub fn render(diags: &[Diagnostic], message: &str) -> String {
             out.push('\n');
         }
         for d in ds {
-            let src = sources
-                .entry(d.path.clone())
-                .or_insert_with(|| std::fs::read_to_string(&d.path).ok());
-            out.push_str(&one(&renderer, d, src.as_deref()));
+            let line_text = lines
+                .get(d.path.as_path())
+                .filter(|_| d.line > 0)
+                .and_then(|l| l.get(d.line - 1).copied());
+            out.push_str(&one(&renderer, d, line_text));
             out.push('\n');
         }
     }
@@ -43,7 +60,8 @@ pub fn render(diags: &[Diagnostic], message: &str) -> String {
     out
 }
 
-fn one(renderer: &Renderer, d: &Diagnostic, source: Option<&str>) -> String {
+/// One diagnostic; `line_text` is its line of the file, when there is one.
+fn one(renderer: &Renderer, d: &Diagnostic, line_text: Option<&str>) -> String {
     // The title is the classic `file:line:col: field: message` line, which
     // grep, editors (quickfix, compilation-mode) and old scripts read; the
     // snippet under it shows the line and the caret.
@@ -56,9 +74,6 @@ fn one(renderer: &Renderer, d: &Diagnostic, source: Option<&str>) -> String {
         title.push_str(&format!(": {}", d.field));
     }
     title.push_str(&format!(": {}", d.message));
-    let line_text = source
-        .filter(|_| d.line > 0)
-        .and_then(|s| s.lines().nth(d.line - 1));
     let level = Level::ERROR.no_name();
     let Some(text) = line_text else {
         return renderer.render(&[Group::with_title(level.primary_title(title))]);
@@ -130,5 +145,46 @@ mod tests {
             plain.ends_with("1 error in b.yaml; nothing was sent"),
             "{plain}"
         );
+    }
+
+    #[test]
+    fn diagnostics_are_grouped_by_first_appearance_each_under_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.yaml");
+        std::fs::write(
+            &p,
+            "orders:\n  - { id: a, side: x }\n  - { id: b, side: y }\r\n  - z\n",
+        )
+        .unwrap();
+        let d = |line: usize, column: usize, field: &str| Diagnostic {
+            path: p.clone(),
+            line,
+            column,
+            field: field.into(),
+            message: "m".into(),
+        };
+        let diags = [
+            d(2, 20, "orders[0] (a).side"),
+            d(3, 20, "orders[1] (b).side"),
+            d(2, 9, "orders[0] (a).id"),
+            d(4, 5, "orders[2]"),
+        ];
+        let plain = anstream::adapter::strip_str(&render(&diags, "4 errors")).to_string();
+        let at = |s: &str| plain.find(s).unwrap_or_else(|| panic!("{s:?} in {plain}"));
+        assert!(
+            at("orders[0] (a):") < at(":2:20: orders[0] (a).side"),
+            "{plain}"
+        );
+        assert!(
+            at(":2:20: orders[0] (a).side") < at(":2:9: orders[0] (a).id"),
+            "{plain}"
+        );
+        assert!(
+            at(":2:9: orders[0] (a).id") < at("orders[1] (b):"),
+            "{plain}"
+        );
+        assert!(at("orders[1] (b):") < at("orders[2]:"), "{plain}");
+        assert!(plain.contains("3 |   - { id: b, side: y }\n"), "{plain}");
+        assert!(plain.contains("4 |   - z"), "{plain}");
     }
 }
