@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_views_and_positions.sql"),
     include_str!("../migrations/0005_cancels.sql"),
     include_str!("../migrations/0006_balance_read_window.sql"),
+    include_str!("../migrations/0007_orders_checks.sql"),
 ];
 
 /// The schema that added `position_figures`: a journal upgraded to it has
@@ -2090,6 +2091,123 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, Journal::schema_version());
+    }
+
+    /// Schema 7 rewrote the CHECKs of `orders` (IN lists became ORs): they
+    /// accept exactly what schema 6's accepted, for inserts and updates.
+    #[test]
+    fn the_orders_checks_accept_what_they_accepted_before_schema_7() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let mut c = Connection::open(&old).unwrap();
+            Migrations::new(MIGRATIONS[..6].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut c)
+                .unwrap();
+        }
+        let new = Journal::open(&dir.path().join("new.db")).unwrap();
+        let old = Connection::open(&old).unwrap();
+        for c in [&old, &new.conn] {
+            c.execute_batch(BATCH_B).unwrap();
+        }
+        let values = [
+            "pending",
+            "sending",
+            "open",
+            "filled",
+            "cancelled",
+            "rejected",
+            "unknown",
+            "buy",
+            "sell",
+            "limit",
+            "market",
+            "Pending",
+            "OPEN",
+            "pending ",
+            " open",
+            "",
+            "canceled",
+            "new",
+            "BUY",
+            "Market",
+        ];
+        let mut n = 0;
+        for (column, ok) in [("state", 7), ("side", 2), ("type", 2)] {
+            let mut accepted = 0;
+            for v in values {
+                n += 1;
+                let insert = |c: &Connection| {
+                    let (mut state, mut side, mut kind) = ("pending", "buy", "limit");
+                    match column {
+                        "state" => state = v,
+                        "side" => side = v,
+                        _ => kind = v,
+                    }
+                    c.execute(
+                        "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                         VALUES ('b', ?1, 0, 'BTC-USDC', ?2, ?3, '1', '{}', ?4, 1, 1)",
+                        params![format!("o{n}"), side, kind, state],
+                    )
+                    .is_ok()
+                };
+                let was = insert(&old);
+                assert_eq!(insert(&new.conn), was, "insert with {column} = {v:?}");
+                accepted += was as usize;
+                if column == "state" {
+                    // An update to the value, from an order that holds a good one.
+                    let update = |c: &Connection| {
+                        c.execute(
+                            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                             VALUES ('b', ?1, 0, 'BTC-USDC', 'buy', 'limit', '1', '{}', 'pending', 1, 1)",
+                            [format!("u{n}")],
+                        )
+                        .unwrap();
+                        c.execute(
+                            "UPDATE orders SET state = ?2 WHERE batch_id = 'b' AND order_id = ?1",
+                            params![format!("u{n}"), v],
+                        )
+                        .is_ok()
+                    };
+                    assert_eq!(update(&new.conn), update(&old), "update to {v:?}");
+                }
+            }
+            assert_eq!(accepted, ok, "{column}: values accepted");
+        }
+        // A refusal names the constraint, as before.
+        let e = new
+            .conn
+            .execute(
+                "UPDATE orders SET state = 'lost' WHERE batch_id = 'b' AND order_id = 'o1'",
+                [],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("CHECK constraint failed"), "{e}");
+    }
+
+    /// The statements a run repeats per order build no temporary b-tree
+    /// (SQLite's code for an IN list of constants in a CHECK): their plans
+    /// open no ephemeral table.
+    #[test]
+    fn order_writes_build_no_temporary_btree() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        for sql in [
+            "UPDATE orders SET state = ?3, updated_ms = ?4 WHERE batch_id = ?1 AND order_id = ?2 AND state = ?5",
+            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, price, body, state, created_ms, updated_ms, account_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11)
+             ON CONFLICT(batch_id, order_id) DO NOTHING",
+        ] {
+            let mut st = j.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            let ops: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get(1))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(ops.iter().any(|o| o == "Insert"), "{ops:?}");
+            assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{sql}: {ops:?}");
+        }
     }
 
     #[test]
