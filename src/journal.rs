@@ -1369,7 +1369,7 @@ impl Journal {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint().map_err(err)?;
-            let r = apply_one(&sp, item, &path);
+            let r = apply_one(&mut Statements::new(&sp), item, &path);
             if r.is_ok() {
                 sp.commit().map_err(err)?;
             } // else dropped: rolled back
@@ -1389,10 +1389,13 @@ impl Journal {
             source,
         };
         let tx = write_tx(&mut self.conn, &path)?;
-        for item in items {
-            if apply_one(&tx, item, &path).is_err() {
-                // Dropped: rolled back.
-                return Ok(None);
+        {
+            let mut st = Statements::new(&tx);
+            for item in items {
+                if apply_one(&mut st, item, &path).is_err() {
+                    // Dropped: rolled back.
+                    return Ok(None);
+                }
             }
         }
         tx.commit().map_err(err)?;
@@ -1685,7 +1688,42 @@ pub enum Write {
     Query(QueryResult),
 }
 
-fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
+/// The statements [`apply_one`] runs for every order, each prepared (or
+/// taken from the connection's cache) once per group rather than once per
+/// write: taking a statement from rusqlite's cache and putting it back
+/// hashes its whole SQL text each time.
+struct Statements<'c> {
+    conn: &'c Connection,
+    update: Option<rusqlite::CachedStatement<'c>>,
+    event: Option<rusqlite::CachedStatement<'c>>,
+    http: Option<rusqlite::CachedStatement<'c>>,
+}
+
+impl<'c> Statements<'c> {
+    fn new(conn: &'c Connection) -> Statements<'c> {
+        Statements {
+            conn,
+            update: None,
+            event: None,
+            http: None,
+        }
+    }
+}
+
+/// The statement in `slot`, prepared on first use.
+fn statement<'a, 'c>(
+    conn: &'c Connection,
+    slot: &'a mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> rusqlite::Result<&'a mut rusqlite::CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("just prepared"))
+}
+
+fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
+    let tx = st.conn;
     let err = |source| JournalError::Sqlite {
         path: path.to_path_buf(),
         source,
@@ -1706,20 +1744,22 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
             // With an expected state, the UPDATE itself checks it (one
             // statement, not a read and a write); the state is read only to
             // explain a refusal, or when no state is expected.
-            let current = match c.from {
-                Some(from) => from.as_str().to_string(),
-                None => read_state()?,
+            let current: std::borrow::Cow<'static, str> = match c.from {
+                Some(from) => from.as_str().into(),
+                None => read_state()?.into(),
             };
-            let to =
-                c.to.map(|s| s.as_str().to_string())
-                    .unwrap_or(current.clone());
+            let to: &str = match c.to {
+                Some(s) => s.as_str(),
+                None => &current,
+            };
             let (clear_error, error) = match &c.last_error {
                 None => (false, None),
-                Some(e) => (true, e.clone()),
+                Some(e) => (true, e.as_deref()),
             };
-            let n = tx
-                .prepare_cached(
-                    "UPDATE orders SET
+            let n = statement(
+                tx,
+                &mut st.update,
+                "UPDATE orders SET
                     state = ?3,
                     updated_ms = ?4,
                     exchange_order_id = COALESCE(?5, exchange_order_id),
@@ -1733,25 +1773,25 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                     last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
                     client_order_id = COALESCE(?12, client_order_id)
                  WHERE batch_id = ?1 AND order_id = ?2 AND state = ?14",
-                )
-                .map_err(err)?
-                .execute(params![
-                    c.batch_id,
-                    c.order_id,
-                    to,
-                    c.at_ms,
-                    c.exchange_order_id,
-                    c.exchange_status,
-                    c.filled_quantity,
-                    c.average_price,
-                    clear_error,
-                    error,
-                    c.is_send as i64 - c.unsent as i64,
-                    c.client_order_id,
-                    c.send_deadline_ms,
-                    current,
-                ])
-                .map_err(err)?;
+            )
+            .map_err(err)?
+            .execute(params![
+                c.batch_id,
+                c.order_id,
+                to,
+                c.at_ms,
+                c.exchange_order_id,
+                c.exchange_status,
+                c.filled_quantity,
+                c.average_price,
+                clear_error,
+                error,
+                c.is_send as i64 - c.unsent as i64,
+                c.client_order_id,
+                c.send_deadline_ms,
+                current,
+            ])
+            .map_err(err)?;
             if n == 0 {
                 if let Some(from) = c.from {
                     return Err(JournalError::StateMismatch {
@@ -1762,8 +1802,10 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                     });
                 }
             }
-            if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
-                tx.prepare_cached(
+            if c.to.is_some() && (to != current || c.from.is_some()) {
+                statement(
+                    tx,
+                    &mut st.event,
                     "INSERT INTO order_events (batch_id, order_id, run_id, at_ms, event, from_state, to_state, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
@@ -1775,7 +1817,9 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
             }
         }
         Write::Http(h) => {
-            tx.prepare_cached(
+            statement(
+                tx,
+                &mut st.http,
                 "INSERT INTO http_log (run_id, at_ms, method, path, status, latency_us, error, batch_id, order_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
