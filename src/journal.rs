@@ -2254,6 +2254,32 @@ mod tests {
         }
     }
 
+    /// The `open_orders` view, for one account or all, reads the orders
+    /// through the index of open orders, not by scanning every order.
+    #[test]
+    fn open_orders_are_read_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        for sql in [
+            "SELECT * FROM open_orders WHERE account_id = 1",
+            "SELECT * FROM open_orders",
+        ] {
+            let mut st = j
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = st
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.contains("USING INDEX orders_open")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn one_exchange_order_cannot_be_adopted_twice_within_an_account() {
         let dir = tempfile::tempdir().unwrap();
