@@ -409,6 +409,9 @@ fn finding_row(conn: &Connection, path: &Path, id: i64, seen: Seen) -> Result<Fi
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// The trades of the pair whose figures were last computed (see
+    /// [`figures::Memo`]).
+    memo: Option<figures::Memo>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -501,6 +504,7 @@ impl Journal {
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
+            memo: None,
         })
     }
 
@@ -773,7 +777,7 @@ impl Journal {
     ) -> Result<usize> {
         let path = self.path.clone();
         let tx = write_tx(&mut self.conn, &path)?;
-        let n = insert_trades(&tx, &path, account_id, run_id, trades)?;
+        let n = insert_trades(&tx, &path, account_id, run_id, trades, &mut self.memo)?;
         tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(n)
     }
@@ -1369,7 +1373,7 @@ impl Journal {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint().map_err(err)?;
-            let r = apply_one(&mut Statements::new(&sp), item, &path);
+            let r = apply_one(&mut Statements::new(&sp, &mut self.memo), item, &path);
             if r.is_ok() {
                 sp.commit().map_err(err)?;
             } // else dropped: rolled back
@@ -1390,7 +1394,7 @@ impl Journal {
         };
         let tx = write_tx(&mut self.conn, &path)?;
         {
-            let mut st = Statements::new(&tx);
+            let mut st = Statements::new(&tx, &mut self.memo);
             for item in items {
                 if apply_one(&mut st, item, &path).is_err() {
                     // Dropped: rolled back.
@@ -1433,6 +1437,7 @@ fn insert_trades(
     account_id: i64,
     run_id: i64,
     trades: &[TradeRow],
+    memo: &mut Option<figures::Memo>,
 ) -> Result<usize> {
     let err = |e| sqlite_err(path, e);
     let mut ins = conn
@@ -1477,7 +1482,7 @@ fn insert_trades(
         }
     }
     // The positions' figures change with the trades, in this transaction.
-    figures::apply_new(conn, path, account_id, &new)?;
+    figures::apply_new(conn, path, account_id, &new, memo)?;
     Ok(new.len())
 }
 
@@ -1697,15 +1702,17 @@ struct Statements<'c> {
     update: Option<rusqlite::CachedStatement<'c>>,
     event: Option<rusqlite::CachedStatement<'c>>,
     http: Option<rusqlite::CachedStatement<'c>>,
+    memo: &'c mut Option<figures::Memo>,
 }
 
 impl<'c> Statements<'c> {
-    fn new(conn: &'c Connection) -> Statements<'c> {
+    fn new(conn: &'c Connection, memo: &'c mut Option<figures::Memo>) -> Statements<'c> {
         Statements {
             conn,
             update: None,
             event: None,
             http: None,
+            memo,
         }
     }
 }
@@ -1834,7 +1841,7 @@ fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
             run_id,
             trades,
         } => {
-            insert_trades(tx, path, *account_id, *run_id, trades)?;
+            insert_trades(tx, path, *account_id, *run_id, trades, st.memo)?;
         }
         Write::Query(q) => {
             let (ok, result, error) = match &q.result {
@@ -2336,6 +2343,141 @@ mod tests {
             )
             .unwrap();
         assert_eq!(last, 8);
+    }
+
+    fn trade(id: &str, ms: i64, side: &str, price: &str, qty: &str) -> TradeRow {
+        TradeRow {
+            trade_id: id.into(),
+            pair: Some("BTC-USDC".into()),
+            side: Some(side.into()),
+            price: Some(price.into()),
+            quantity: Some(qty.into()),
+            fee: Some("0.01".into()),
+            fee_currency: Some("USDC".into()),
+            traded_ms: Some(ms),
+            raw: "{}".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The figures as stored, and as a rebuild from the trades computes them.
+    fn figures_and_rebuilt(j: &mut Journal) -> (Vec<String>, Vec<String>) {
+        let read = |j: &Journal| -> Vec<String> {
+            let mut st = j
+                .conn
+                .prepare(
+                    "SELECT pair, trades, bought, sold, net_quantity, average_cost, open_cost,
+                            realized_pnl, fees, first_traded_ms, last_traded_ms, last_trade_id
+                     FROM position_figures ORDER BY account_id, pair",
+                )
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows
+        };
+        let stored = read(j);
+        j.rebuild_figures().unwrap();
+        (stored, read(j))
+    }
+
+    /// Trades read newest first (every page late): the figures are those of
+    /// all the pair's trades in order, also when a write of trades on this
+    /// connection was rolled back, and when another connection journaled
+    /// trades of the pair in between.
+    #[test]
+    fn late_trades_apply_to_exactly_the_trades_the_journal_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let mut j = Journal::open(&p).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (1, 'u', 'k', 1)",
+            )
+            .unwrap();
+        assert_eq!(
+            j.insert_trades(
+                1,
+                1,
+                &[
+                    trade("T5", 50, "sell", "12", "1"),
+                    trade("T6", 60, "buy", "9", "2")
+                ]
+            )
+            .unwrap(),
+            2
+        );
+        // A page journaled, then rolled back: its trades are not the pair's.
+        {
+            let path = j.path.clone();
+            let tx = j.conn.transaction().unwrap();
+            insert_trades(
+                &tx,
+                &path,
+                1,
+                1,
+                &[trade("T3", 30, "buy", "10", "3")],
+                &mut j.memo,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            j.insert_trades(1, 1, &[trade("T4", 40, "buy", "11", "1")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
+        assert!(
+            stored[0].starts_with("Text(\"BTC-USDC\")|Integer(3)|"),
+            "{stored:?}"
+        );
+
+        // Another process journals an earlier trade of the pair.
+        let mut other = Journal::open(&p).unwrap();
+        assert_eq!(
+            other
+                .insert_trades(1, 2, &[trade("T2", 20, "buy", "8", "1")])
+                .unwrap(),
+            1
+        );
+        drop(other);
+        assert_eq!(
+            j.insert_trades(1, 1, &[trade("T1", 10, "sell", "7", "0.5")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
+        assert!(
+            stored[0].starts_with("Text(\"BTC-USDC\")|Integer(5)|"),
+            "{stored:?}"
+        );
+
+        // Someone mends a trade's price by hand and rebuilds the figures
+        // (as many trades as before): a late trade applies to the new price.
+        let mut other = Journal::open(&p).unwrap();
+        other
+            .conn
+            .execute("UPDATE trades SET price = '7.5' WHERE trade_id = 'T1'", [])
+            .unwrap();
+        other.rebuild_figures().unwrap();
+        drop(other);
+        assert_eq!(
+            j.insert_trades(1, 1, &[trade("T0", 5, "buy", "7", "1")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
     }
 
     #[test]

@@ -22,6 +22,33 @@ use super::{sqlite_err, Result, TradeRow};
 use crate::positions::{Figures, Position, Trade};
 use crate::sql_functions::Dec;
 
+/// The trades of one pair of one account as the journal held them after
+/// hqx last journaled trades of that pair on this connection, in the order
+/// the figures apply them: so that a late trade (every page after the
+/// first of a trade list read newest first) is applied by replaying them
+/// from memory rather than reading the whole pair back from SQLite again.
+///
+/// It is used only when it is known to still be the pair's trades: no
+/// other connection has committed since (SQLite's `data_version`), and the
+/// figures the journal holds count as many trades (a transaction of this
+/// connection that added trades and was rolled back leaves fewer).
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    account_id: i64,
+    pair: String,
+    data_version: i64,
+    trades: Vec<Trade>,
+}
+
+/// The most trades a [`Memo`] keeps (a larger pair is read from SQLite).
+const MEMO_MAX: usize = 200_000;
+
+/// The order the figures apply trades in (SQLite's `ORDER BY traded_ms,
+/// trade_id`: a missing time first, ids byte by byte).
+fn by_key(a: &Trade, b: &Trade) -> std::cmp::Ordering {
+    (a.traded_ms, &a.trade_id).cmp(&(b.traded_ms, &b.trade_id))
+}
+
 /// Update the figures for trades just inserted (new to the journal) for
 /// one account, inside the caller's transaction.
 pub(super) fn apply_new(
@@ -29,7 +56,9 @@ pub(super) fn apply_new(
     path: &Path,
     account_id: i64,
     new: &[&TradeRow],
+    memo: &mut Option<Memo>,
 ) -> Result<()> {
+    let err = |e| sqlite_err(path, e);
     let mut by_pair: BTreeMap<&str, Vec<Trade>> = BTreeMap::new();
     for t in new {
         // A trade without a pair belongs to no position.
@@ -45,24 +74,83 @@ pub(super) fn apply_new(
             });
         }
     }
+    if by_pair.is_empty() {
+        return Ok(());
+    }
+    let data_version: i64 = conn
+        .pragma_query_value(None, "data_version", |r| r.get(0))
+        .map_err(err)?;
     for (pair, mut trades) in by_pair {
-        trades.sort_by_key(Trade::key);
+        trades.sort_by(by_key);
+        // The pair's trades before these, if the memo still holds them.
+        let mut held = match memo.take() {
+            Some(m)
+                if m.account_id == account_id
+                    && m.pair == pair
+                    && m.data_version == data_version
+                    && stored_count(conn, path, account_id, pair)?
+                        == Some(m.trades.len() as i64) =>
+            {
+                Some(m.trades)
+            }
+            _ => None,
+        };
         match load(conn, path, account_id, pair)? {
             Some(mut pos) if pos.last.as_ref() < Some(&trades[0].key()) => {
                 for t in &trades {
                     pos.apply(t);
                 }
                 store(conn, path, account_id, pair, &pos)?;
+                if let Some(h) = &mut held {
+                    h.extend(trades);
+                }
             }
-            // A new pair, or a trade earlier than the last one applied.
-            _ => recompute(conn, path, account_id, pair)?,
+            // A new pair, or a trade earlier than the last one applied:
+            // every trade of the pair again, in order.
+            _ => {
+                let all = match held {
+                    Some(mut h) => {
+                        h.extend(trades);
+                        h.sort_by(by_key);
+                        h
+                    }
+                    None => pair_trades(conn, path, account_id, pair)?,
+                };
+                let mut pos = Position::new();
+                for t in &all {
+                    pos.apply(t);
+                }
+                store(conn, path, account_id, pair, &pos)?;
+                held = Some(all);
+            }
         }
+        *memo = held.filter(|h| h.len() <= MEMO_MAX).map(|trades| Memo {
+            account_id,
+            pair: pair.to_string(),
+            data_version,
+            trades,
+        });
     }
     Ok(())
 }
 
-/// Recompute one pair of one account from its journaled trades.
-fn recompute(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Result<()> {
+/// How many trades the journal's figures of a pair count, if it has any.
+fn stored_count(
+    conn: &Connection,
+    path: &Path,
+    account_id: i64,
+    pair: &str,
+) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT trades FROM position_figures WHERE account_id = ?1 AND pair = ?2")
+        .map_err(|e| sqlite_err(path, e))?
+        .query_row(params![account_id, pair], |r| r.get(0))
+        .optional()
+        .map_err(|e| sqlite_err(path, e))
+}
+
+/// Every journaled trade of one pair of one account, in the order the
+/// figures apply them.
+fn pair_trades(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Result<Vec<Trade>> {
     let err = |e| sqlite_err(path, e);
     let mut st = conn
         .prepare_cached(
@@ -70,15 +158,14 @@ fn recompute(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Res
              WHERE account_id = ?1 AND pair = ?2 ORDER BY traded_ms, trade_id",
         )
         .map_err(err)?;
-    let mut rows = st.query(params![account_id, pair]).map_err(err)?;
-    let mut pos = Position::new();
-    while let Some(r) = rows.next().map_err(err)? {
-        pos.apply(&trade(r).map_err(err)?);
-    }
-    store(conn, path, account_id, pair, &pos)
+    let rows = st
+        .query_map(params![account_id, pair], trade)
+        .map_err(err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(err)?;
+    Ok(rows)
 }
 
-/// Recompute every position from the trades; returns (positions, trades).
 pub(super) fn rebuild(conn: &Connection, path: &Path) -> Result<(usize, i64)> {
     let err = |e| sqlite_err(path, e);
     conn.execute_batch("DELETE FROM position_fee_figures; DELETE FROM position_figures;")
