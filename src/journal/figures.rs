@@ -19,7 +19,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{sqlite_err, Result, TradeRow};
-use crate::positions::{Figures, Position, Trade};
+use crate::positions::{Figures, Position, Read, Trade};
 use crate::sql_functions::Dec;
 
 /// The trades of one pair of one account as the journal held them after
@@ -37,7 +37,8 @@ pub(super) struct Memo {
     account_id: i64,
     pair: String,
     data_version: i64,
-    trades: Vec<Trade>,
+    /// Each with its figures read from its text.
+    trades: Vec<(Trade, Read)>,
 }
 
 /// The most trades a [`Memo`] keeps (a larger pair is read from SQLite).
@@ -45,7 +46,7 @@ const MEMO_MAX: usize = 200_000;
 
 /// The order the figures apply trades in (SQLite's `ORDER BY traded_ms,
 /// trade_id`: a missing time first, ids byte by byte).
-fn by_key(a: &Trade, b: &Trade) -> std::cmp::Ordering {
+fn by_key((a, _): &(Trade, Read), (b, _): &(Trade, Read)) -> std::cmp::Ordering {
     (a.traded_ms, &a.trade_id).cmp(&(b.traded_ms, &b.trade_id))
 }
 
@@ -59,11 +60,11 @@ pub(super) fn apply_new(
     memo: &mut Option<Memo>,
 ) -> Result<()> {
     let err = |e| sqlite_err(path, e);
-    let mut by_pair: BTreeMap<&str, Vec<Trade>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<&str, Vec<(Trade, Read)>> = BTreeMap::new();
     for t in new {
         // A trade without a pair belongs to no position.
         if let Some(pair) = t.pair.as_deref() {
-            by_pair.entry(pair).or_default().push(Trade {
+            let t = Trade {
                 trade_id: t.trade_id.clone(),
                 traded_ms: t.traded_ms,
                 side: t.side.clone(),
@@ -71,7 +72,9 @@ pub(super) fn apply_new(
                 quantity: t.quantity.clone(),
                 fee: t.fee.clone(),
                 fee_currency: t.fee_currency.clone(),
-            });
+            };
+            let r = t.read();
+            by_pair.entry(pair).or_default().push((t, r));
         }
     }
     if by_pair.is_empty() {
@@ -96,9 +99,9 @@ pub(super) fn apply_new(
             _ => None,
         };
         match load(conn, path, account_id, pair)? {
-            Some(mut pos) if pos.last.as_ref() < Some(&trades[0].key()) => {
-                for t in &trades {
-                    pos.apply(t);
+            Some(mut pos) if pos.last.as_ref() < Some(&trades[0].0.key()) => {
+                for (t, r) in &trades {
+                    pos.apply_read(t, r);
                 }
                 store(conn, path, account_id, pair, &pos)?;
                 if let Some(h) = &mut held {
@@ -117,8 +120,8 @@ pub(super) fn apply_new(
                     None => pair_trades(conn, path, account_id, pair)?,
                 };
                 let mut pos = Position::new();
-                for t in &all {
-                    pos.apply(t);
+                for (t, r) in &all {
+                    pos.apply_read(t, r);
                 }
                 store(conn, path, account_id, pair, &pos)?;
                 held = Some(all);
@@ -150,7 +153,12 @@ fn stored_count(
 
 /// Every journaled trade of one pair of one account, in the order the
 /// figures apply them.
-fn pair_trades(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Result<Vec<Trade>> {
+fn pair_trades(
+    conn: &Connection,
+    path: &Path,
+    account_id: i64,
+    pair: &str,
+) -> Result<Vec<(Trade, Read)>> {
     let err = |e| sqlite_err(path, e);
     let mut st = conn
         .prepare_cached(
@@ -159,7 +167,11 @@ fn pair_trades(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> R
         )
         .map_err(err)?;
     let rows = st
-        .query_map(params![account_id, pair], trade)
+        .query_map(params![account_id, pair], |r| {
+            let t = trade(r)?;
+            let read = t.read();
+            Ok((t, read))
+        })
         .map_err(err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(err)?;
