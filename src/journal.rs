@@ -2464,15 +2464,32 @@ mod tests {
 
         // Someone mends a trade's price by hand and rebuilds the figures
         // (as many trades as before): a late trade applies to the new price.
+        let eth = |id: &str, ms, side, price| TradeRow {
+            pair: Some("ETH-USDC".into()),
+            ..trade(id, ms, side, price, "1")
+        };
+        assert_eq!(
+            j.insert_trades(
+                1,
+                1,
+                &[eth("E3", 30, "buy", "10"), eth("E4", 40, "sell", "12")]
+            )
+            .unwrap(),
+            2
+        );
+        assert_eq!(
+            j.insert_trades(1, 1, &[eth("E2", 20, "buy", "9")]).unwrap(),
+            1
+        );
         let mut other = Journal::open(&p).unwrap();
         other
             .conn
-            .execute("UPDATE trades SET price = '7.5' WHERE trade_id = 'T1'", [])
+            .execute("UPDATE trades SET price = '11' WHERE trade_id = 'E3'", [])
             .unwrap();
         other.rebuild_figures().unwrap();
         drop(other);
         assert_eq!(
-            j.insert_trades(1, 1, &[trade("T0", 5, "buy", "7", "1")])
+            j.insert_trades(1, 1, &[eth("E1", 10, "sell", "8")])
                 .unwrap(),
             1
         );

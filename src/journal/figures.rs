@@ -41,8 +41,10 @@ pub(super) struct Memo {
     trades: Vec<(Trade, Read)>,
 }
 
-/// The most trades a [`Memo`] keeps (a larger pair is read from SQLite).
-const MEMO_MAX: usize = 200_000;
+/// The most trades a [`Memo`] keeps (a larger pair is read from SQLite,
+/// row by row, every time): about 25 MB. The unit tests' pairs are small:
+/// there a handful, so that they go both ways.
+const MEMO_MAX: usize = if cfg!(test) { 4 } else { 100_000 };
 
 /// The order the figures apply trades in (SQLite's `ORDER BY traded_ms,
 /// trade_id`: a missing time first, ids byte by byte).
@@ -115,16 +117,28 @@ pub(super) fn apply_new(
                     Some(mut h) => {
                         h.extend(trades);
                         h.sort_by(by_key);
-                        h
+                        Some(h)
                     }
-                    None => pair_trades(conn, path, account_id, pair)?,
+                    // Read into memory only a pair the memo may keep; a
+                    // larger one is folded row by row, as it is read.
+                    None => {
+                        let before = stored_count(conn, path, account_id, pair)?.unwrap_or(0);
+                        if before as usize + trades.len() <= MEMO_MAX {
+                            Some(pair_trades(conn, path, account_id, pair)?)
+                        } else {
+                            recompute(conn, path, account_id, pair)?;
+                            None
+                        }
+                    }
                 };
-                let mut pos = Position::new();
-                for (t, r) in &all {
-                    pos.apply_read(t, r);
+                if let Some(all) = &all {
+                    let mut pos = Position::new();
+                    for (t, r) in all {
+                        pos.apply_read(t, r);
+                    }
+                    store(conn, path, account_id, pair, &pos)?;
                 }
-                store(conn, path, account_id, pair, &pos)?;
-                held = Some(all);
+                held = all;
             }
         }
         *memo = held.filter(|h| h.len() <= MEMO_MAX).map(|trades| Memo {
@@ -151,6 +165,24 @@ fn stored_count(
         .map_err(|e| sqlite_err(path, e))
 }
 
+/// Recompute one pair of one account from its journaled trades, read
+/// one at a time.
+fn recompute(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Result<()> {
+    let err = |e| sqlite_err(path, e);
+    let mut st = conn.prepare_cached(PAIR_TRADES).map_err(err)?;
+    let mut rows = st.query(params![account_id, pair]).map_err(err)?;
+    let mut pos = Position::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        pos.apply(&trade(r).map_err(err)?);
+    }
+    store(conn, path, account_id, pair, &pos)
+}
+
+/// A pair's trades in the order the figures apply them.
+const PAIR_TRADES: &str =
+    "SELECT trade_id, traded_ms, side, price, quantity, fee, fee_currency FROM trades
+     WHERE account_id = ?1 AND pair = ?2 ORDER BY traded_ms, trade_id";
+
 /// Every journaled trade of one pair of one account, in the order the
 /// figures apply them.
 fn pair_trades(
@@ -160,12 +192,7 @@ fn pair_trades(
     pair: &str,
 ) -> Result<Vec<(Trade, Read)>> {
     let err = |e| sqlite_err(path, e);
-    let mut st = conn
-        .prepare_cached(
-            "SELECT trade_id, traded_ms, side, price, quantity, fee, fee_currency FROM trades
-             WHERE account_id = ?1 AND pair = ?2 ORDER BY traded_ms, trade_id",
-        )
-        .map_err(err)?;
+    let mut st = conn.prepare_cached(PAIR_TRADES).map_err(err)?;
     let rows = st
         .query_map(params![account_id, pair], |r| {
             let t = trade(r)?;
