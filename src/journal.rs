@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_views_and_positions.sql"),
     include_str!("../migrations/0005_cancels.sql"),
     include_str!("../migrations/0006_balance_read_window.sql"),
+    include_str!("../migrations/0007_orders_checks.sql"),
 ];
 
 /// The schema that added `position_figures`: a journal upgraded to it has
@@ -408,6 +409,9 @@ fn finding_row(conn: &Connection, path: &Path, id: i64, seen: Seen) -> Result<Fi
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// The trades of the pair whose figures were last computed (see
+    /// [`figures::Memo`]).
+    memo: Option<figures::Memo>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -500,6 +504,7 @@ impl Journal {
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
+            memo: None,
         })
     }
 
@@ -772,7 +777,7 @@ impl Journal {
     ) -> Result<usize> {
         let path = self.path.clone();
         let tx = write_tx(&mut self.conn, &path)?;
-        let n = insert_trades(&tx, &path, account_id, run_id, trades)?;
+        let n = insert_trades(&tx, &path, account_id, run_id, trades, &mut self.memo)?;
         tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(n)
     }
@@ -1368,7 +1373,7 @@ impl Journal {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint().map_err(err)?;
-            let r = apply_one(&sp, item, &path);
+            let r = apply_one(&mut Statements::new(&sp, &mut self.memo), item, &path);
             if r.is_ok() {
                 sp.commit().map_err(err)?;
             } // else dropped: rolled back
@@ -1388,10 +1393,13 @@ impl Journal {
             source,
         };
         let tx = write_tx(&mut self.conn, &path)?;
-        for item in items {
-            if apply_one(&tx, item, &path).is_err() {
-                // Dropped: rolled back.
-                return Ok(None);
+        {
+            let mut st = Statements::new(&tx, &mut self.memo);
+            for item in items {
+                if apply_one(&mut st, item, &path).is_err() {
+                    // Dropped: rolled back.
+                    return Ok(None);
+                }
             }
         }
         tx.commit().map_err(err)?;
@@ -1429,6 +1437,7 @@ fn insert_trades(
     account_id: i64,
     run_id: i64,
     trades: &[TradeRow],
+    memo: &mut Option<figures::Memo>,
 ) -> Result<usize> {
     let err = |e| sqlite_err(path, e);
     let mut ins = conn
@@ -1473,7 +1482,7 @@ fn insert_trades(
         }
     }
     // The positions' figures change with the trades, in this transaction.
-    figures::apply_new(conn, path, account_id, &new)?;
+    figures::apply_new(conn, path, account_id, &new, memo)?;
     Ok(new.len())
 }
 
@@ -1684,7 +1693,44 @@ pub enum Write {
     Query(QueryResult),
 }
 
-fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
+/// The statements [`apply_one`] runs for every order, each prepared (or
+/// taken from the connection's cache) once per group rather than once per
+/// write: taking a statement from rusqlite's cache and putting it back
+/// hashes its whole SQL text each time.
+struct Statements<'c> {
+    conn: &'c Connection,
+    update: Option<rusqlite::CachedStatement<'c>>,
+    event: Option<rusqlite::CachedStatement<'c>>,
+    http: Option<rusqlite::CachedStatement<'c>>,
+    memo: &'c mut Option<figures::Memo>,
+}
+
+impl<'c> Statements<'c> {
+    fn new(conn: &'c Connection, memo: &'c mut Option<figures::Memo>) -> Statements<'c> {
+        Statements {
+            conn,
+            update: None,
+            event: None,
+            http: None,
+            memo,
+        }
+    }
+}
+
+/// The statement in `slot`, prepared on first use.
+fn statement<'a, 'c>(
+    conn: &'c Connection,
+    slot: &'a mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> rusqlite::Result<&'a mut rusqlite::CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("just prepared"))
+}
+
+fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
+    let tx = st.conn;
     let err = |source| JournalError::Sqlite {
         path: path.to_path_buf(),
         source,
@@ -1705,20 +1751,22 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
             // With an expected state, the UPDATE itself checks it (one
             // statement, not a read and a write); the state is read only to
             // explain a refusal, or when no state is expected.
-            let current = match c.from {
-                Some(from) => from.as_str().to_string(),
-                None => read_state()?,
+            let current: std::borrow::Cow<'static, str> = match c.from {
+                Some(from) => from.as_str().into(),
+                None => read_state()?.into(),
             };
-            let to =
-                c.to.map(|s| s.as_str().to_string())
-                    .unwrap_or(current.clone());
+            let to: &str = match c.to {
+                Some(s) => s.as_str(),
+                None => &current,
+            };
             let (clear_error, error) = match &c.last_error {
                 None => (false, None),
-                Some(e) => (true, e.clone()),
+                Some(e) => (true, e.as_deref()),
             };
-            let n = tx
-                .prepare_cached(
-                    "UPDATE orders SET
+            let n = statement(
+                tx,
+                &mut st.update,
+                "UPDATE orders SET
                     state = ?3,
                     updated_ms = ?4,
                     exchange_order_id = COALESCE(?5, exchange_order_id),
@@ -1732,25 +1780,25 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                     last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
                     client_order_id = COALESCE(?12, client_order_id)
                  WHERE batch_id = ?1 AND order_id = ?2 AND state = ?14",
-                )
-                .map_err(err)?
-                .execute(params![
-                    c.batch_id,
-                    c.order_id,
-                    to,
-                    c.at_ms,
-                    c.exchange_order_id,
-                    c.exchange_status,
-                    c.filled_quantity,
-                    c.average_price,
-                    clear_error,
-                    error,
-                    c.is_send as i64 - c.unsent as i64,
-                    c.client_order_id,
-                    c.send_deadline_ms,
-                    current,
-                ])
-                .map_err(err)?;
+            )
+            .map_err(err)?
+            .execute(params![
+                c.batch_id,
+                c.order_id,
+                to,
+                c.at_ms,
+                c.exchange_order_id,
+                c.exchange_status,
+                c.filled_quantity,
+                c.average_price,
+                clear_error,
+                error,
+                c.is_send as i64 - c.unsent as i64,
+                c.client_order_id,
+                c.send_deadline_ms,
+                current,
+            ])
+            .map_err(err)?;
             if n == 0 {
                 if let Some(from) = c.from {
                     return Err(JournalError::StateMismatch {
@@ -1761,8 +1809,10 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
                     });
                 }
             }
-            if c.to.is_some() && (Some(to.as_str()) != Some(current.as_str()) || c.from.is_some()) {
-                tx.prepare_cached(
+            if c.to.is_some() && (to != current || c.from.is_some()) {
+                statement(
+                    tx,
+                    &mut st.event,
                     "INSERT INTO order_events (batch_id, order_id, run_id, at_ms, event, from_state, to_state, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
@@ -1774,7 +1824,9 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
             }
         }
         Write::Http(h) => {
-            tx.prepare_cached(
+            statement(
+                tx,
+                &mut st.http,
                 "INSERT INTO http_log (run_id, at_ms, method, path, status, latency_us, error, batch_id, order_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
@@ -1789,7 +1841,7 @@ fn apply_one(tx: &Connection, item: &Write, path: &Path) -> Result<()> {
             run_id,
             trades,
         } => {
-            insert_trades(tx, path, *account_id, *run_id, trades)?;
+            insert_trades(tx, path, *account_id, *run_id, trades, st.memo)?;
         }
         Write::Query(q) => {
             let (ok, result, error) = match &q.result {
@@ -2092,6 +2144,149 @@ mod tests {
         assert_eq!(v, Journal::schema_version());
     }
 
+    /// Schema 7 rewrote the CHECKs of `orders` (IN lists became ORs): they
+    /// accept exactly what schema 6's accepted, for inserts and updates.
+    #[test]
+    fn the_orders_checks_accept_what_they_accepted_before_schema_7() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let mut c = Connection::open(&old).unwrap();
+            Migrations::new(MIGRATIONS[..6].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut c)
+                .unwrap();
+        }
+        let new = Journal::open(&dir.path().join("new.db")).unwrap();
+        let old = Connection::open(&old).unwrap();
+        for c in [&old, &new.conn] {
+            c.execute_batch(BATCH_B).unwrap();
+        }
+        let values = [
+            "pending",
+            "sending",
+            "open",
+            "filled",
+            "cancelled",
+            "rejected",
+            "unknown",
+            "buy",
+            "sell",
+            "limit",
+            "market",
+            "Pending",
+            "OPEN",
+            "pending ",
+            " open",
+            "",
+            "canceled",
+            "new",
+            "BUY",
+            "Market",
+        ];
+        let mut n = 0;
+        for (column, ok) in [("state", 7), ("side", 2), ("type", 2)] {
+            let mut accepted = 0;
+            for v in values {
+                n += 1;
+                let insert = |c: &Connection| {
+                    let (mut state, mut side, mut kind) = ("pending", "buy", "limit");
+                    match column {
+                        "state" => state = v,
+                        "side" => side = v,
+                        _ => kind = v,
+                    }
+                    c.execute(
+                        "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                         VALUES ('b', ?1, 0, 'BTC-USDC', ?2, ?3, '1', '{}', ?4, 1, 1)",
+                        params![format!("o{n}"), side, kind, state],
+                    )
+                    .is_ok()
+                };
+                let was = insert(&old);
+                assert_eq!(insert(&new.conn), was, "insert with {column} = {v:?}");
+                accepted += was as usize;
+                if column == "state" {
+                    // An update to the value, from an order that holds a good one.
+                    let update = |c: &Connection| {
+                        c.execute(
+                            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                             VALUES ('b', ?1, 0, 'BTC-USDC', 'buy', 'limit', '1', '{}', 'pending', 1, 1)",
+                            [format!("u{n}")],
+                        )
+                        .unwrap();
+                        c.execute(
+                            "UPDATE orders SET state = ?2 WHERE batch_id = 'b' AND order_id = ?1",
+                            params![format!("u{n}"), v],
+                        )
+                        .is_ok()
+                    };
+                    assert_eq!(update(&new.conn), update(&old), "update to {v:?}");
+                }
+            }
+            assert_eq!(accepted, ok, "{column}: values accepted");
+        }
+        // A refusal names the constraint, as before.
+        let e = new
+            .conn
+            .execute(
+                "UPDATE orders SET state = 'lost' WHERE batch_id = 'b' AND order_id = 'o1'",
+                [],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("CHECK constraint failed"), "{e}");
+    }
+
+    /// The statements a run repeats per order build no temporary b-tree
+    /// (SQLite's code for an IN list of constants in a CHECK): their plans
+    /// open no ephemeral table.
+    #[test]
+    fn order_writes_build_no_temporary_btree() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        for sql in [
+            "UPDATE orders SET state = ?3, updated_ms = ?4 WHERE batch_id = ?1 AND order_id = ?2 AND state = ?5",
+            "INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, price, body, state, created_ms, updated_ms, account_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?11)
+             ON CONFLICT(batch_id, order_id) DO NOTHING",
+        ] {
+            let mut st = j.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            let ops: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get(1))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(ops.iter().any(|o| o == "Insert"), "{ops:?}");
+            assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{sql}: {ops:?}");
+        }
+    }
+
+    /// The `open_orders` view, for one account or all, reads the orders
+    /// through the index of open orders, not by scanning every order.
+    #[test]
+    fn open_orders_are_read_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        for sql in [
+            "SELECT * FROM open_orders WHERE account_id = 1",
+            "SELECT * FROM open_orders",
+        ] {
+            let mut st = j
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = st
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.contains("USING INDEX orders_open")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn one_exchange_order_cannot_be_adopted_twice_within_an_account() {
         let dir = tempfile::tempdir().unwrap();
@@ -2148,6 +2343,158 @@ mod tests {
             )
             .unwrap();
         assert_eq!(last, 8);
+    }
+
+    fn trade(id: &str, ms: i64, side: &str, price: &str, qty: &str) -> TradeRow {
+        TradeRow {
+            trade_id: id.into(),
+            pair: Some("BTC-USDC".into()),
+            side: Some(side.into()),
+            price: Some(price.into()),
+            quantity: Some(qty.into()),
+            fee: Some("0.01".into()),
+            fee_currency: Some("USDC".into()),
+            traded_ms: Some(ms),
+            raw: "{}".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The figures as stored, and as a rebuild from the trades computes them.
+    fn figures_and_rebuilt(j: &mut Journal) -> (Vec<String>, Vec<String>) {
+        let read = |j: &Journal| -> Vec<String> {
+            let mut st = j
+                .conn
+                .prepare(
+                    "SELECT pair, trades, bought, sold, net_quantity, average_cost, open_cost,
+                            realized_pnl, fees, first_traded_ms, last_traded_ms, last_trade_id
+                     FROM position_figures ORDER BY account_id, pair",
+                )
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows
+        };
+        let stored = read(j);
+        j.rebuild_figures().unwrap();
+        (stored, read(j))
+    }
+
+    /// Trades read newest first (every page late): the figures are those of
+    /// all the pair's trades in order, also when a write of trades on this
+    /// connection was rolled back, and when another connection journaled
+    /// trades of the pair in between.
+    #[test]
+    fn late_trades_apply_to_exactly_the_trades_the_journal_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let mut j = Journal::open(&p).unwrap();
+        j.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, base_url, api_key, created_ms) VALUES (1, 'u', 'k', 1)",
+            )
+            .unwrap();
+        assert_eq!(
+            j.insert_trades(
+                1,
+                1,
+                &[
+                    trade("T5", 50, "sell", "12", "1"),
+                    trade("T6", 60, "buy", "9", "2")
+                ]
+            )
+            .unwrap(),
+            2
+        );
+        // A page journaled, then rolled back: its trades are not the pair's.
+        {
+            let path = j.path.clone();
+            let tx = j.conn.transaction().unwrap();
+            insert_trades(
+                &tx,
+                &path,
+                1,
+                1,
+                &[trade("T3", 30, "buy", "10", "3")],
+                &mut j.memo,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            j.insert_trades(1, 1, &[trade("T4", 40, "buy", "11", "1")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
+        assert!(
+            stored[0].starts_with("Text(\"BTC-USDC\")|Integer(3)|"),
+            "{stored:?}"
+        );
+
+        // Another process journals an earlier trade of the pair.
+        let mut other = Journal::open(&p).unwrap();
+        assert_eq!(
+            other
+                .insert_trades(1, 2, &[trade("T2", 20, "buy", "8", "1")])
+                .unwrap(),
+            1
+        );
+        drop(other);
+        assert_eq!(
+            j.insert_trades(1, 1, &[trade("T1", 10, "sell", "7", "0.5")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
+        assert!(
+            stored[0].starts_with("Text(\"BTC-USDC\")|Integer(5)|"),
+            "{stored:?}"
+        );
+
+        // Someone mends a trade's price by hand and rebuilds the figures
+        // (as many trades as before): a late trade applies to the new price.
+        let eth = |id: &str, ms, side, price| TradeRow {
+            pair: Some("ETH-USDC".into()),
+            ..trade(id, ms, side, price, "1")
+        };
+        assert_eq!(
+            j.insert_trades(
+                1,
+                1,
+                &[eth("E3", 30, "buy", "10"), eth("E4", 40, "sell", "12")]
+            )
+            .unwrap(),
+            2
+        );
+        assert_eq!(
+            j.insert_trades(1, 1, &[eth("E2", 20, "buy", "9")]).unwrap(),
+            1
+        );
+        let mut other = Journal::open(&p).unwrap();
+        other
+            .conn
+            .execute("UPDATE trades SET price = '11' WHERE trade_id = 'E3'", [])
+            .unwrap();
+        other.rebuild_figures().unwrap();
+        drop(other);
+        assert_eq!(
+            j.insert_trades(1, 1, &[eth("E1", 10, "sell", "8")])
+                .unwrap(),
+            1
+        );
+        let (stored, rebuilt) = figures_and_rebuilt(&mut j);
+        assert_eq!(stored, rebuilt);
     }
 
     #[test]

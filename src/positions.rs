@@ -66,6 +66,39 @@ impl Trade {
     pub fn key(&self) -> Key {
         (self.traded_ms, self.trade_id.clone())
     }
+
+    /// Its side, price, quantity and fee read from their text, or why each
+    /// cannot be: what [`Position::apply_read`] needs, read once for a
+    /// trade applied many times (a pair recomputed page after page).
+    pub fn read(&self) -> Read {
+        let side = match self.side.as_deref() {
+            Some("buy") => Ok(true),
+            Some("sell") => Ok(false),
+            other => Err(format!("side {other:?} is neither buy nor sell")),
+        };
+        let read = |what: &str, v: &Option<String>| -> Result<Dec, String> {
+            let v = v.as_deref().ok_or_else(|| format!("no {what}"))?;
+            Dec::parse(v).map_err(|e| format!("{what}: {e}"))
+        };
+        Read {
+            buy: side,
+            price: read("price", &self.price),
+            quantity: read("quantity", &self.quantity),
+            fee: self
+                .fee
+                .as_deref()
+                .map(|fee| Dec::parse(fee).map_err(|e| format!("fee: {e}"))),
+        }
+    }
+}
+
+/// A trade's side, price, quantity and fee as [`Trade::read`] read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    buy: Result<bool, String>,
+    price: Result<Dec, String>,
+    quantity: Result<Dec, String>,
+    fee: Option<Result<Dec, String>>,
 }
 
 /// The exact figures of a position (see the module doc).
@@ -159,6 +192,12 @@ impl Position {
     /// cannot be applied, the figures stay a problem; trades are still
     /// counted.
     pub fn apply(&mut self, t: &Trade) {
+        self.apply_read(t, &t.read());
+    }
+
+    /// [`Position::apply`], with the trade already read (`read` is
+    /// `t.read()`).
+    pub fn apply_read(&mut self, t: &Trade, read: &Read) {
         self.trades += 1;
         if self.first_traded_ms.is_none() {
             self.first_traded_ms = t.traded_ms;
@@ -167,9 +206,9 @@ impl Position {
         let Ok(f) = &mut self.figures else {
             return;
         };
-        let r = apply_figures(f, t).and_then(|()| {
-            if let Some(fee) = &t.fee {
-                let fee = Dec::parse(fee).map_err(|e| format!("fee: {e}"))?;
+        let r = apply_figures(f, read).and_then(|()| {
+            if let Some(fee) = &read.fee {
+                let fee = fee.clone()?;
                 let slot = self
                     .fees
                     .entry(t.fee_currency.clone().unwrap_or_default())
@@ -186,18 +225,10 @@ impl Position {
     }
 }
 
-fn apply_figures(f: &mut Figures, t: &Trade) -> Result<(), String> {
-    let buy = match t.side.as_deref() {
-        Some("buy") => true,
-        Some("sell") => false,
-        other => return Err(format!("side {other:?} is neither buy nor sell")),
-    };
-    let read = |what: &str, v: &Option<String>| -> Result<Dec, String> {
-        let v = v.as_deref().ok_or_else(|| format!("no {what}"))?;
-        Dec::parse(v).map_err(|e| format!("{what}: {e}"))
-    };
-    let price = read("price", &t.price)?;
-    let qty = read("quantity", &t.quantity)?;
+fn apply_figures(f: &mut Figures, t: &Read) -> Result<(), String> {
+    let buy = t.buy.clone()?;
+    let price = t.price.clone()?;
+    let qty = t.quantity.clone()?;
     if price.is_negative() || qty.is_negative() || qty.is_zero() {
         return Err(format!(
             "price {price} and quantity {qty}: a trade needs a quantity above zero and a price not below"

@@ -19,8 +19,38 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{sqlite_err, Result, TradeRow};
-use crate::positions::{Figures, Position, Trade};
+use crate::positions::{Figures, Position, Read, Trade};
 use crate::sql_functions::Dec;
+
+/// The trades of one pair of one account as the journal held them after
+/// hqx last journaled trades of that pair on this connection, in the order
+/// the figures apply them: so that a late trade (every page after the
+/// first of a trade list read newest first) is applied by replaying them
+/// from memory rather than reading the whole pair back from SQLite again.
+///
+/// It is used only when it is known to still be the pair's trades: no
+/// other connection has committed since (SQLite's `data_version`), and the
+/// figures the journal holds count as many trades (a transaction of this
+/// connection that added trades and was rolled back leaves fewer).
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    account_id: i64,
+    pair: String,
+    data_version: i64,
+    /// Each with its figures read from its text.
+    trades: Vec<(Trade, Read)>,
+}
+
+/// The most trades a [`Memo`] keeps (a larger pair is read from SQLite,
+/// row by row, every time): about 25 MB. The unit tests' pairs are small:
+/// there a handful, so that they go both ways.
+const MEMO_MAX: usize = if cfg!(test) { 4 } else { 100_000 };
+
+/// The order the figures apply trades in (SQLite's `ORDER BY traded_ms,
+/// trade_id`: a missing time first, ids byte by byte).
+fn by_key((a, _): &(Trade, Read), (b, _): &(Trade, Read)) -> std::cmp::Ordering {
+    (a.traded_ms, &a.trade_id).cmp(&(b.traded_ms, &b.trade_id))
+}
 
 /// Update the figures for trades just inserted (new to the journal) for
 /// one account, inside the caller's transaction.
@@ -29,12 +59,14 @@ pub(super) fn apply_new(
     path: &Path,
     account_id: i64,
     new: &[&TradeRow],
+    memo: &mut Option<Memo>,
 ) -> Result<()> {
-    let mut by_pair: BTreeMap<&str, Vec<Trade>> = BTreeMap::new();
+    let err = |e| sqlite_err(path, e);
+    let mut by_pair: BTreeMap<&str, Vec<(Trade, Read)>> = BTreeMap::new();
     for t in new {
         // A trade without a pair belongs to no position.
         if let Some(pair) = t.pair.as_deref() {
-            by_pair.entry(pair).or_default().push(Trade {
+            let t = Trade {
                 trade_id: t.trade_id.clone(),
                 traded_ms: t.traded_ms,
                 side: t.side.clone(),
@@ -42,34 +74,102 @@ pub(super) fn apply_new(
                 quantity: t.quantity.clone(),
                 fee: t.fee.clone(),
                 fee_currency: t.fee_currency.clone(),
-            });
+            };
+            let r = t.read();
+            by_pair.entry(pair).or_default().push((t, r));
         }
     }
+    if by_pair.is_empty() {
+        return Ok(());
+    }
+    let data_version: i64 = conn
+        .pragma_query_value(None, "data_version", |r| r.get(0))
+        .map_err(err)?;
     for (pair, mut trades) in by_pair {
-        trades.sort_by_key(Trade::key);
+        trades.sort_by(by_key);
+        // The pair's trades before these, if the memo still holds them.
+        let mut held = match memo.take() {
+            Some(m)
+                if m.account_id == account_id
+                    && m.pair == pair
+                    && m.data_version == data_version
+                    && stored_count(conn, path, account_id, pair)?
+                        == Some(m.trades.len() as i64) =>
+            {
+                Some(m.trades)
+            }
+            _ => None,
+        };
         match load(conn, path, account_id, pair)? {
-            Some(mut pos) if pos.last.as_ref() < Some(&trades[0].key()) => {
-                for t in &trades {
-                    pos.apply(t);
+            Some(mut pos) if pos.last.as_ref() < Some(&trades[0].0.key()) => {
+                for (t, r) in &trades {
+                    pos.apply_read(t, r);
                 }
                 store(conn, path, account_id, pair, &pos)?;
+                if let Some(h) = &mut held {
+                    h.extend(trades);
+                }
             }
-            // A new pair, or a trade earlier than the last one applied.
-            _ => recompute(conn, path, account_id, pair)?,
+            // A new pair, or a trade earlier than the last one applied:
+            // every trade of the pair again, in order.
+            _ => {
+                let all = match held {
+                    Some(mut h) => {
+                        h.extend(trades);
+                        h.sort_by(by_key);
+                        Some(h)
+                    }
+                    // Read into memory only a pair the memo may keep; a
+                    // larger one is folded row by row, as it is read.
+                    None => {
+                        let before = stored_count(conn, path, account_id, pair)?.unwrap_or(0);
+                        if before as usize + trades.len() <= MEMO_MAX {
+                            Some(pair_trades(conn, path, account_id, pair)?)
+                        } else {
+                            recompute(conn, path, account_id, pair)?;
+                            None
+                        }
+                    }
+                };
+                if let Some(all) = &all {
+                    let mut pos = Position::new();
+                    for (t, r) in all {
+                        pos.apply_read(t, r);
+                    }
+                    store(conn, path, account_id, pair, &pos)?;
+                }
+                held = all;
+            }
         }
+        *memo = held.filter(|h| h.len() <= MEMO_MAX).map(|trades| Memo {
+            account_id,
+            pair: pair.to_string(),
+            data_version,
+            trades,
+        });
     }
     Ok(())
 }
 
-/// Recompute one pair of one account from its journaled trades.
+/// How many trades the journal's figures of a pair count, if it has any.
+fn stored_count(
+    conn: &Connection,
+    path: &Path,
+    account_id: i64,
+    pair: &str,
+) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT trades FROM position_figures WHERE account_id = ?1 AND pair = ?2")
+        .map_err(|e| sqlite_err(path, e))?
+        .query_row(params![account_id, pair], |r| r.get(0))
+        .optional()
+        .map_err(|e| sqlite_err(path, e))
+}
+
+/// Recompute one pair of one account from its journaled trades, read
+/// one at a time.
 fn recompute(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Result<()> {
     let err = |e| sqlite_err(path, e);
-    let mut st = conn
-        .prepare_cached(
-            "SELECT trade_id, traded_ms, side, price, quantity, fee, fee_currency FROM trades
-             WHERE account_id = ?1 AND pair = ?2 ORDER BY traded_ms, trade_id",
-        )
-        .map_err(err)?;
+    let mut st = conn.prepare_cached(PAIR_TRADES).map_err(err)?;
     let mut rows = st.query(params![account_id, pair]).map_err(err)?;
     let mut pos = Position::new();
     while let Some(r) = rows.next().map_err(err)? {
@@ -78,7 +178,33 @@ fn recompute(conn: &Connection, path: &Path, account_id: i64, pair: &str) -> Res
     store(conn, path, account_id, pair, &pos)
 }
 
-/// Recompute every position from the trades; returns (positions, trades).
+/// A pair's trades in the order the figures apply them.
+const PAIR_TRADES: &str =
+    "SELECT trade_id, traded_ms, side, price, quantity, fee, fee_currency FROM trades
+     WHERE account_id = ?1 AND pair = ?2 ORDER BY traded_ms, trade_id";
+
+/// Every journaled trade of one pair of one account, in the order the
+/// figures apply them.
+fn pair_trades(
+    conn: &Connection,
+    path: &Path,
+    account_id: i64,
+    pair: &str,
+) -> Result<Vec<(Trade, Read)>> {
+    let err = |e| sqlite_err(path, e);
+    let mut st = conn.prepare_cached(PAIR_TRADES).map_err(err)?;
+    let rows = st
+        .query_map(params![account_id, pair], |r| {
+            let t = trade(r)?;
+            let read = t.read();
+            Ok((t, read))
+        })
+        .map_err(err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(err)?;
+    Ok(rows)
+}
+
 pub(super) fn rebuild(conn: &Connection, path: &Path) -> Result<(usize, i64)> {
     let err = |e| sqlite_err(path, e);
     conn.execute_batch("DELETE FROM position_fee_figures; DELETE FROM position_figures;")
