@@ -1540,8 +1540,11 @@ fn check_batch(
     Ok(check_batch_known(conn, path, batch, account)?.0)
 }
 
-/// [`check_batch`], and the batch's orders already journaled as (seq, id,
-/// body), in no given order.
+/// A journaled order as [`check_batch_known`] reads it: (seq, id, body).
+type KnownOrder = (i64, String, String);
+
+/// [`check_batch`], and the batch's orders already journaled, in no given
+/// order.
 ///
 /// Reads only each journaled order's seq, id and body (not whole rows): a
 /// rerun of a large batch checks every order against the journal.
@@ -1552,7 +1555,7 @@ fn check_batch_known(
     account: Option<(&str, &str)>,
 ) -> Result<(
     std::result::Result<Registration, BatchRefusal>,
-    Vec<(i64, String, String)>,
+    Vec<KnownOrder>,
 )> {
     if let (Some((base_url, api_key)), Some(row)) = (account, batch_row(conn, path, &batch.id)?) {
         if row.base_url != base_url || row.api_key != api_key {
@@ -1567,7 +1570,7 @@ fn check_batch_known(
     let mut st = conn
         .prepare_cached("SELECT seq, order_id, body FROM orders WHERE batch_id = ?1")
         .map_err(err)?;
-    let existing: Vec<(i64, String, String)> = st
+    let existing: Vec<KnownOrder> = st
         .query_map([&batch.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(err)?
         .collect::<std::result::Result<_, _>>()
