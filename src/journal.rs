@@ -732,6 +732,36 @@ impl Journal {
             .map_err(|e| sqlite_err(path, e))
     }
 
+    /// The batch's `pending` orders, in file order, with only what placing
+    /// one needs (not whole rows: a run places every order of its batch).
+    pub fn orders_to_place(&self, batch_id: &str) -> Result<Vec<ToPlace>> {
+        let path = &self.path;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, order_id, body, attempts FROM orders
+                 WHERE batch_id = ?1 AND state = 'pending'",
+            )
+            .map_err(|e| sqlite_err(path, e))?;
+        let mut rows = st
+            .query_map([batch_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ToPlace {
+                        batch_id: batch_id.to_string(),
+                        order_id: r.get(1)?,
+                        body: r.get(2)?,
+                        attempts: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| sqlite_err(path, e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sqlite_err(path, e))?;
+        rows.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, o)| o).collect())
+    }
+
     /// The orders of a batch in one state, in file order.
     pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
         order_rows_in(&self.conn, &self.path, batch_id, state)
@@ -1696,6 +1726,19 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
         last_sent_ms: r.get(18)?,
         last_deadline_ms: r.get(19)?,
     })
+}
+
+/// A `pending` order as placing it needs it ([`Journal::orders_to_place`]).
+#[derive(Debug, Clone)]
+pub struct ToPlace {
+    /// Batch id.
+    pub batch_id: String,
+    /// Order id within the batch.
+    pub order_id: String,
+    /// The exact body to send (before a client order id is added).
+    pub body: String,
+    /// Placement requests sent so far.
+    pub attempts: i64,
 }
 
 /// One write the journal thread can group with others.
