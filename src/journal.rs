@@ -445,16 +445,6 @@ impl Journal {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
-        // Speed only, no durability: a page cache of up to 64 MiB (the
-        // default 2 MiB made a run of 10,000 orders read ~7,500 pages back
-        // from the WAL), and a checkpoint every 10,000 WAL pages rather
-        // than 1,000 (each checkpoint copies and fsyncs every page written
-        // since the last, however often it changed). Every commit is still
-        // in the WAL, fsynced, before it returns.
-        conn.pragma_update(None, "cache_size", -65536)
-            .map_err(err)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 10000)
-            .map_err(err)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
