@@ -204,14 +204,25 @@ impl Account {
 
     /// A state change of a journal order, checked by the state machine.
     pub fn change(&self, o: &OrderRow, from: OrderState, event: Event) -> StateChange {
+        self.change_of(&o.batch_id, &o.order_id, from, event)
+    }
+
+    /// [`Account::change`] of the order `batch_id`/`order_id`.
+    pub fn change_of(
+        &self,
+        batch_id: &str,
+        order_id: &str,
+        from: OrderState,
+        event: Event,
+    ) -> StateChange {
         let to = transition(from, event).unwrap_or_else(|e| {
             // A bug, not a runtime condition: callers only send events
             // that are legal in the state they read.
-            panic!("{}/{}: {e}", o.batch_id, o.order_id)
+            panic!("{batch_id}/{order_id}: {e}")
         });
         StateChange {
-            batch_id: o.batch_id.clone(),
-            order_id: o.order_id.clone(),
+            batch_id: batch_id.to_string(),
+            order_id: order_id.to_string(),
             run_id: Some(self.run_id),
             at_ms: now_ms(),
             event: event.name(),

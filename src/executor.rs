@@ -31,7 +31,7 @@ use crate::account::{backoff, exchange_state, fill_from, Account};
 pub use crate::account::{client_order_id, fingerprint_matches, Stop};
 use crate::batch::{Batch, QueryKind, QuerySpec};
 use crate::client::{list_of, now_ms, ExchangeOrder, Method, Reply, SendError, AHEAD_PER_SLOT};
-use crate::journal::{JournalError, OrderRow, QueryResult, StateChange, Write};
+use crate::journal::{JournalError, OrderRow, QueryResult, StateChange, ToPlace, Write};
 use crate::order::{Event, OrderState};
 
 /// Exit codes, documented in the README.
@@ -301,10 +301,20 @@ impl Executor {
         })
     }
 
+    /// [`Account::change`] of an order being placed.
+    fn change_of(&self, o: &ToPlace, from: OrderState, event: Event) -> StateChange {
+        self.acct.change_of(&o.batch_id, &o.order_id, from, event)
+    }
+
     /// Place every pending order, bounded by the client's concurrency and
     /// rate. Returns how many placement requests were sent.
     async fn place_pending(&self) -> Result<usize, JournalError> {
-        let pending = self.orders_in(OrderState::Pending).await?;
+        let id = self.batch.id.clone();
+        let pending = self
+            .acct
+            .journal()
+            .call(move |j| j.orders_to_place(&id))
+            .await??;
         let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // No more tasks at once than can be marked ahead or in flight, plus
@@ -346,7 +356,7 @@ impl Executor {
     /// One order: journal `sending`, send, journal what the answer proves.
     async fn place_one(
         &self,
-        o: OrderRow,
+        o: ToPlace,
         sent: &std::sync::atomic::AtomicUsize,
     ) -> Result<(), JournalError> {
         let venue = self.acct.client().venue();
@@ -374,7 +384,7 @@ impl Executor {
                 None => o.body.clone(),
                 Some((f, v)) => with_field(&o.body, f, v),
             };
-            let mut c = self.acct.change(&o, OrderState::Pending, Event::Send);
+            let mut c = self.change_of(&o, OrderState::Pending, Event::Send);
             c.is_send = true;
             let deadline_ms = c.at_ms + venue.request_timeout_ms as i64;
             c.send_deadline_ms = Some(deadline_ms);
@@ -400,7 +410,7 @@ impl Executor {
                     } else {
                         "waited too long for a request slot; not sent"
                     };
-                    let mut c = self.acct.change(&o, OrderState::Sending, Event::NotSent);
+                    let mut c = self.change_of(&o, OrderState::Sending, Event::NotSent);
                     c.unsent = true;
                     c.last_error = Some(Some(why.into()));
                     c.detail = Some(format!("attempt {attempt}"));
@@ -432,12 +442,12 @@ impl Executor {
             let http = self.acct.http(rec, Some(&o.order_id));
             let (event, mut c, retry_after) = match result {
                 Err(SendError::NotSent(e)) => {
-                    let mut c = self.acct.change(&o, OrderState::Sending, Event::NotSent);
+                    let mut c = self.change_of(&o, OrderState::Sending, Event::NotSent);
                     c.last_error = Some(Some(e));
                     (Event::NotSent, c, None)
                 }
                 Err(SendError::NoAnswer(e)) => {
-                    let mut c = self.acct.change(&o, OrderState::Sending, Event::Lost);
+                    let mut c = self.change_of(&o, OrderState::Sending, Event::Lost);
                     c.last_error = Some(Some(e));
                     (Event::Lost, c, None)
                 }
@@ -469,7 +479,7 @@ impl Executor {
     /// What a placement's HTTP answer proves.
     fn placement_answer(
         &self,
-        o: &OrderRow,
+        o: &ToPlace,
         reply: &Reply,
     ) -> (Event, StateChange, Option<Duration>) {
         let s = reply.status;
@@ -485,7 +495,7 @@ impl Executor {
                     } else {
                         Event::Acknowledged(st)
                     };
-                    let mut c = self.acct.change(o, OrderState::Sending, ev);
+                    let mut c = self.change_of(o, OrderState::Sending, ev);
                     fill_from(&mut c, &eo);
                     c.last_error = Some((ev == Event::Rejected).then(|| {
                         format!(
@@ -497,7 +507,7 @@ impl Executor {
                 }
                 None => {
                     // Accepted, but we cannot tell which order it is: resolve it.
-                    let mut c = self.acct.change(o, OrderState::Sending, Event::Lost);
+                    let mut c = self.change_of(o, OrderState::Sending, Event::Lost);
                     c.last_error = Some(Some(format!(
                         "HTTP {s} without an order id in the answer; will be resolved against the exchange"
                     )));
@@ -508,7 +518,7 @@ impl Executor {
         let msg = reply.message();
         match s {
             429 => {
-                let mut c = self.acct.change(o, OrderState::Sending, Event::Refused);
+                let mut c = self.change_of(o, OrderState::Sending, Event::Refused);
                 c.last_error = Some(Some(msg));
                 let wait = reply.retry_after.unwrap_or(Duration::from_secs(1));
                 (Event::Refused, c, Some(wait))
@@ -528,27 +538,27 @@ impl Executor {
                     text.push_str("; check the key pair and that it has not expired");
                 }
                 self.acct.note(text.clone());
-                let mut c = self.acct.change(o, OrderState::Sending, Event::Refused);
+                let mut c = self.change_of(o, OrderState::Sending, Event::Refused);
                 c.last_error = Some(Some(text));
                 (Event::Refused, c, None)
             }
             // With client order ids, a conflict means the exchange has this
             // order already (an earlier attempt did reach it): find it.
             409 if self.acct.client().venue().client_order_id_field.is_some() => {
-                let mut c = self.acct.change(o, OrderState::Sending, Event::Lost);
+                let mut c = self.change_of(o, OrderState::Sending, Event::Lost);
                 c.last_error = Some(Some(format!(
                     "{msg}; the exchange already holds this client order id: it will be matched by it"
                 )));
                 (Event::Lost, c, None)
             }
             400..=499 => {
-                let mut c = self.acct.change(o, OrderState::Sending, Event::Rejected);
+                let mut c = self.change_of(o, OrderState::Sending, Event::Rejected);
                 c.last_error = Some(Some(msg));
                 (Event::Rejected, c, None)
             }
             _ => {
                 // 5xx: the exchange may have acted before failing.
-                let mut c = self.acct.change(o, OrderState::Sending, Event::Lost);
+                let mut c = self.change_of(o, OrderState::Sending, Event::Lost);
                 c.last_error = Some(Some(msg));
                 (Event::Lost, c, None)
             }

@@ -616,7 +616,8 @@ impl Journal {
             source,
         };
         let tx = write_tx(&mut self.conn, &path)?;
-        let (reg, known) = check_batch_known(&tx, &path, batch, Some((base_url, api_key)))?;
+        let (reg, existing) = check_batch_known(&tx, &path, batch, Some((base_url, api_key)))?;
+        let known: HashSet<&str> = existing.iter().map(|(_, id, _)| id.as_str()).collect();
         let reg = match reg {
             Ok(reg) => reg,
             Err(refusal) => return Ok(Err(refusal)),
@@ -655,7 +656,7 @@ impl Journal {
                 .map_err(err)?;
             for (seq, spec) in batch.orders.iter().enumerate() {
                 // Known with the same text (checked above): nothing to add.
-                if known.contains_key(&spec.id) {
+                if known.contains(spec.id.as_str()) {
                     continue;
                 }
                 let i = &spec.intent;
@@ -719,6 +720,36 @@ impl Journal {
             .map_err(|e| sqlite_err(path, e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| sqlite_err(path, e))
+    }
+
+    /// The batch's `pending` orders, in file order, with only what placing
+    /// one needs (not whole rows: a run places every order of its batch).
+    pub fn orders_to_place(&self, batch_id: &str) -> Result<Vec<ToPlace>> {
+        let path = &self.path;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, order_id, body, attempts FROM orders
+                 WHERE batch_id = ?1 AND state = 'pending'",
+            )
+            .map_err(|e| sqlite_err(path, e))?;
+        let mut rows = st
+            .query_map([batch_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ToPlace {
+                        batch_id: batch_id.to_string(),
+                        order_id: r.get(1)?,
+                        body: r.get(2)?,
+                        attempts: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| sqlite_err(path, e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sqlite_err(path, e))?;
+        rows.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, o)| o).collect())
     }
 
     /// The orders of a batch in one state, in file order.
@@ -1529,10 +1560,14 @@ fn check_batch(
     Ok(check_batch_known(conn, path, batch, account)?.0)
 }
 
-/// [`check_batch`], and the ids of the batch's orders already journaled.
+/// A journaled order as [`check_batch_known`] reads it: (seq, id, body).
+type KnownOrder = (i64, String, String);
+
+/// [`check_batch`], and the batch's orders already journaled, in no given
+/// order.
 ///
-/// Reads only each journaled order's id and body (not whole rows): a rerun
-/// of a large batch checks every order against the journal.
+/// Reads only each journaled order's seq, id and body (not whole rows): a
+/// rerun of a large batch checks every order against the journal.
 fn check_batch_known(
     conn: &Connection,
     path: &Path,
@@ -1540,7 +1575,7 @@ fn check_batch_known(
     account: Option<(&str, &str)>,
 ) -> Result<(
     std::result::Result<Registration, BatchRefusal>,
-    std::collections::HashMap<String, String>,
+    Vec<KnownOrder>,
 )> {
     if let (Some((base_url, api_key)), Some(row)) = (account, batch_row(conn, path, &batch.id)?) {
         if row.base_url != base_url || row.api_key != api_key {
@@ -1549,49 +1584,59 @@ fn check_batch_known(
     }
     let mut reg = Registration::default();
     let err = |e| sqlite_err(path, e);
+    // No `ORDER BY seq`: no index has `seq`, so SQLite would copy every
+    // (id, body) through a temporary sorter; only the few orders missing
+    // from the file are put in file order, below.
     let mut st = conn
-        .prepare_cached("SELECT order_id, body FROM orders WHERE batch_id = ?1 ORDER BY seq")
+        .prepare_cached("SELECT seq, order_id, body FROM orders WHERE batch_id = ?1")
         .map_err(err)?;
-    let existing: Vec<(String, String)> = st
-        .query_map([&batch.id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let existing: Vec<KnownOrder> = st
+        .query_map([&batch.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(err)?
         .collect::<std::result::Result<_, _>>()
         .map_err(err)?;
-    let mut in_file = HashSet::new();
+    let mut in_file = HashSet::with_capacity(batch.orders.len());
     let mut conflicts = Vec::new();
-    let by_id: std::collections::HashMap<String, String> = existing.iter().cloned().collect();
-    for spec in &batch.orders {
-        in_file.insert(spec.id.as_str());
-        match by_id.get(spec.id.as_str()) {
-            None => reg.added += 1,
-            Some(journal_body) => {
-                let body = spec.intent.body(None);
-                if *journal_body == body {
-                    reg.known += 1;
-                } else {
-                    conflicts.push(Conflict {
-                        order_id: spec.id.clone(),
-                        journal_body: journal_body.clone(),
-                        file_body: body,
-                    });
+    {
+        let by_id: std::collections::HashMap<&str, &str> = existing
+            .iter()
+            .map(|(_, id, body)| (id.as_str(), body.as_str()))
+            .collect();
+        for spec in &batch.orders {
+            in_file.insert(spec.id.as_str());
+            match by_id.get(spec.id.as_str()) {
+                None => reg.added += 1,
+                Some(&journal_body) => {
+                    let body = spec.intent.body(None);
+                    if journal_body == body {
+                        reg.known += 1;
+                    } else {
+                        conflicts.push(Conflict {
+                            order_id: spec.id.clone(),
+                            journal_body: journal_body.to_string(),
+                            file_body: body,
+                        });
+                    }
                 }
             }
         }
     }
     if !conflicts.is_empty() {
-        return Ok((Err(BatchRefusal::Conflicts(conflicts)), by_id));
+        return Ok((Err(BatchRefusal::Conflicts(conflicts)), existing));
     }
     let bad_cancels = cancels::check(conn, path, batch)?;
     if !bad_cancels.is_empty() {
-        return Ok((Err(BatchRefusal::Cancels(bad_cancels)), by_id));
+        return Ok((Err(BatchRefusal::Cancels(bad_cancels)), existing));
     }
     reg.cancels_added = cancels::count_new(conn, path, batch)?;
-    reg.missing_from_file = existing
-        .into_iter()
-        .filter(|(id, _)| !in_file.contains(id.as_str()))
-        .map(|(id, _)| id)
+    let mut missing: Vec<(i64, &str)> = existing
+        .iter()
+        .filter(|(_, id, _)| !in_file.contains(id.as_str()))
+        .map(|(seq, id, _)| (*seq, id.as_str()))
         .collect();
-    Ok((Ok(reg), by_id))
+    missing.sort_unstable();
+    reg.missing_from_file = missing.into_iter().map(|(_, id)| id.to_string()).collect();
+    Ok((Ok(reg), existing))
 }
 
 /// The columns [`order_row`] reads, in its order.
@@ -1671,6 +1716,19 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
         last_sent_ms: r.get(18)?,
         last_deadline_ms: r.get(19)?,
     })
+}
+
+/// A `pending` order as placing it needs it ([`Journal::orders_to_place`]).
+#[derive(Debug, Clone)]
+pub struct ToPlace {
+    /// Batch id.
+    pub batch_id: String,
+    /// Order id within the batch.
+    pub order_id: String,
+    /// The exact body to send (before a client order id is added).
+    pub body: String,
+    /// Placement requests sent so far.
+    pub attempts: i64,
 }
 
 /// One write the journal thread can group with others.
