@@ -798,7 +798,10 @@ pub fn trade_row(v: &Value) -> Option<TradeRow> {
             &["feeCurrency", "fee_currency", "commissionAsset"],
         )),
         traded_ms: ms_of(field(v, &["timestamp", "time", "createdAt"])),
-        raw: v.to_string(),
+        // The same text as `v.to_string()` (both serde_json's compact
+        // writer), written into the string's own buffer rather than
+        // through `fmt::Write`, chunk by chunk.
+        raw: serde_json::to_string(v).unwrap_or_else(|_| v.to_string()),
     })
 }
 
@@ -921,6 +924,20 @@ mod tests {
             serde_json::json!({"id": "X", "pair": "BTC-USDC", "side": "buy", "type": "market", "quantity": "2", "price": "24012.5"}),
         );
         assert!(fingerprint_matches(&o, &e, 0));
+    }
+
+    /// A trade's `raw` is the text `Value`'s `Display` gives.
+    #[test]
+    fn trade_raw_is_the_compact_text_of_the_value() {
+        for text in [
+            r#"{"id":"t1","price":"25000.00","quantity":2,"note":"tab\t \"q\" \u00e9 \u2028 \\ \u0001","fee":1.5e-7,"big":12345678901234567890,"neg":-0.0,"f":1.10,"n":null,"t":true,"list":[1,{"x":[]}],"o":{}}"#,
+            r#"{ "tradeId" : 7 ,  "price" : 1.10, "z": 1, "a": 2, "z": 3 }"#,
+            r#"{"trade_id":"\u20ac\ud83d\ude00","timestamp":"2023-11-14T22:13:20Z"}"#,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let t = trade_row(&v).unwrap();
+            assert_eq!(t.raw, v.to_string(), "{text}");
+        }
     }
 
     #[test]
