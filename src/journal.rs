@@ -654,36 +654,38 @@ impl Journal {
                      VALUES (?1, ?2, ?3, 'journaled', NULL, 'pending', ?4)",
                 )
                 .map_err(err)?;
+            // What every order of the batch shares is bound once:
+            // `sqlite3_reset` keeps bindings, so each order binds only its own.
+            ins.raw_bind_parameter(1, &batch.id).map_err(err)?;
+            ins.raw_bind_parameter(10, now_ms).map_err(err)?;
+            ins.raw_bind_parameter(11, account_id).map_err(err)?;
+            ev.raw_bind_parameter(1, &batch.id).map_err(err)?;
+            ev.raw_bind_parameter(3, now_ms).map_err(err)?;
+            let file = batch.path.display().to_string();
+            let mut detail = String::with_capacity(file.len() + 12);
             for (seq, spec) in batch.orders.iter().enumerate() {
                 // Known with the same text (checked above): nothing to add.
                 if known.contains(spec.id.as_str()) {
                     continue;
                 }
                 let i = &spec.intent;
-                let body = i.body(None);
-                let n = ins
-                    .execute(params![
-                        batch.id,
-                        spec.id,
-                        seq as i64,
-                        i.pair.as_str(),
-                        i.side.as_str(),
-                        i.kind.as_str(),
-                        i.quantity.text(),
-                        i.price.as_ref().map(|p| p.text()),
-                        body,
-                        now_ms,
-                        account_id
-                    ])
+                ins.raw_bind_parameter(2, spec.id.as_str()).map_err(err)?;
+                ins.raw_bind_parameter(3, seq as i64).map_err(err)?;
+                ins.raw_bind_parameter(4, i.pair.as_str()).map_err(err)?;
+                ins.raw_bind_parameter(5, i.side.as_str()).map_err(err)?;
+                ins.raw_bind_parameter(6, i.kind.as_str()).map_err(err)?;
+                ins.raw_bind_parameter(7, i.quantity.text()).map_err(err)?;
+                ins.raw_bind_parameter(8, i.price.as_ref().map(|p| p.text()))
                     .map_err(err)?;
+                ins.raw_bind_parameter(9, i.body(None)).map_err(err)?;
+                let n = ins.raw_execute().map_err(err)?;
                 if n == 1 {
-                    ev.execute(params![
-                        batch.id,
-                        spec.id,
-                        now_ms,
-                        format!("{}:{}", batch.path.display(), spec.line)
-                    ])
-                    .map_err(err)?;
+                    use std::fmt::Write as _;
+                    detail.clear();
+                    let _ = write!(detail, "{file}:{}", spec.line);
+                    ev.raw_bind_parameter(2, spec.id.as_str()).map_err(err)?;
+                    ev.raw_bind_parameter(4, detail.as_str()).map_err(err)?;
+                    ev.raw_execute().map_err(err)?;
                 }
             }
         }

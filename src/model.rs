@@ -235,18 +235,26 @@ impl OrderIntent {
         let mut out = String::with_capacity(96);
         for (key, value) in fields {
             out.push(if out.is_empty() { '{' } else { ',' });
-            out.push_str(&json_string(key));
+            push_json_string(&mut out, key);
             out.push(':');
-            out.push_str(&json_string(value));
+            push_json_string(&mut out, value);
         }
         out.push('}');
         out
     }
 }
 
-/// `s` as a JSON string literal, escaped as serde_json escapes it.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string always serialises")
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes it:
+/// a string with nothing to escape (`"`, `\\`, control characters) is
+/// copied as it is; any other goes through serde_json itself.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("a string always serialises"));
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +302,26 @@ mod tests {
             Some(("side", "buy")),
         ] {
             assert_eq!(intent.body(extra), as_object(extra), "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn json_string_is_what_serde_json_writes() {
+        for s in [
+            "",
+            "BTC-USDC",
+            "0.5",
+            "a/b",
+            "\u{7f}",
+            "\u{e9}\u{1f600}",
+            "\"",
+            "\\",
+            "a\nb",
+            "\u{1f}",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }
 
