@@ -99,20 +99,7 @@ fn a_schema_3_journal_is_upgraded_and_its_positions_filled() {
         })
         .collect();
     let dump = |t: &str, cols: &str| -> Vec<String> {
-        let db = env.db();
-        let mut st = db
-            .prepare(&format!("SELECT {cols} FROM {t} ORDER BY rowid"))
-            .unwrap();
-        let n = st.column_count();
-        st.query_map([], |r| {
-            Ok((0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect::<Vec<_>>()
-                .join("|"))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        rows_of(&env.db(), &format!("SELECT {cols} FROM {t} ORDER BY rowid"))
     };
     let before: Vec<Vec<String>> = tables
         .iter()
@@ -184,6 +171,21 @@ fn a_schema_3_journal_is_upgraded_and_its_positions_filled() {
 /// Every row of every table (rowid included, where there is one) and of
 /// every view (but `open_orders.age_s` and `journal_clock`, which follow
 /// the clock), as text.
+/// Every row `sql` returns, each as its values' Debug text joined by `|`.
+fn rows_of(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut st = db.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+            .collect::<Vec<_>>()
+            .join("|"))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 fn dump_everything(db: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
     let objects: Vec<(String, String)> = {
         let mut st = db
@@ -216,19 +218,7 @@ fn dump_everything(db: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
             } else {
                 format!("SELECT {cols} FROM {name} ORDER BY {cols}")
             };
-            let mut st = db.prepare(&sql).unwrap();
-            let n = st.column_count();
-            let rows = st
-                .query_map([], |r| {
-                    Ok((0..n)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("|"))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            (format!("{name} ({cols})"), rows)
+            (format!("{name} ({cols})"), rows_of(db, &sql))
         })
         .collect()
 }
