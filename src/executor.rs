@@ -31,7 +31,7 @@ use crate::account::{backoff, exchange_state, fill_from, Account};
 pub use crate::account::{client_order_id, fingerprint_matches, Stop};
 use crate::batch::{Batch, QueryKind, QuerySpec};
 use crate::client::{list_of, now_ms, ExchangeOrder, Method, Reply, SendError, AHEAD_PER_SLOT};
-use crate::journal::{JournalError, OrderRow, QueryResult, StateChange, ToPlace, Write};
+use crate::journal::{JournalError, OrderRow, QueryResult, ReportRow, StateChange, ToPlace, Write};
 use crate::order::{Event, OrderState};
 
 /// Exit codes, documented in the README.
@@ -79,7 +79,7 @@ impl Default for RunOptions {
 #[derive(Debug)]
 pub struct RunReport {
     /// Every order of the batch as the journal holds it at the end.
-    pub orders: Vec<OrderRow>,
+    pub orders: Vec<ReportRow>,
     /// `(query id, Ok(summary) | Err(error))`.
     pub queries: Vec<(String, Result<String, String>)>,
     /// Orders still unknown.
@@ -181,9 +181,13 @@ impl Executor {
         }
     }
 
-    async fn orders(&self) -> Result<Vec<OrderRow>, JournalError> {
+    /// Every order of the batch, in file order, as much as a report shows.
+    async fn orders(&self) -> Result<Vec<ReportRow>, JournalError> {
         let id = self.batch.id.clone();
-        self.acct.journal().call(move |j| j.orders(&id)).await?
+        self.acct
+            .journal()
+            .call(move |j| j.report_rows(&id))
+            .await?
     }
 
     /// The batch's orders in one state (a large batch has few of them).
@@ -582,7 +586,7 @@ impl Executor {
             .iter()
             .map(|o| {
                 (
-                    client_order_id(&o.batch_id, &o.order_id),
+                    client_order_id(&self.batch.id, &o.order_id),
                     o.order_id.as_str(),
                 )
             })

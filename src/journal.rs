@@ -145,6 +145,24 @@ pub struct OrderRow {
     pub last_deadline_ms: Option<i64>,
 }
 
+/// What a run reports of an order (and needs to decide its exit code):
+/// not the whole row, whose body a report never shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// Order id within the batch.
+    pub order_id: String,
+    /// Current state.
+    pub state: OrderState,
+    /// Placement requests sent so far.
+    pub attempts: i64,
+    /// The exchange's id, once known.
+    pub exchange_order_id: Option<String>,
+    /// Filled quantity as reported.
+    pub filled_quantity: Option<String>,
+    /// Last error seen.
+    pub last_error: Option<String>,
+}
+
 /// How registering a batch went.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Registration {
@@ -697,6 +715,48 @@ impl Journal {
     /// Every order of a batch, in file order.
     pub fn orders(&self, batch_id: &str) -> Result<Vec<OrderRow>> {
         order_rows(&self.conn, &self.path, batch_id)
+    }
+
+    /// Every order of a batch, in file order, with only what a run report
+    /// shows ([`ReportRow`]).
+    pub fn report_rows(&self, batch_id: &str) -> Result<Vec<ReportRow>> {
+        let path = &self.path;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, order_id, state, attempts, exchange_order_id,
+                        filled_quantity, last_error
+                 FROM orders WHERE batch_id = ?1",
+            )
+            .map_err(|e| sqlite_err(path, e))?;
+        let mut rows = st
+            .query_map([batch_id], |r| {
+                let state: String = r.get(2)?;
+                let state = state.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ReportRow {
+                        order_id: r.get(1)?,
+                        state,
+                        attempts: r.get(3)?,
+                        exchange_order_id: r.get(4)?,
+                        filled_quantity: r.get(5)?,
+                        last_error: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(|e| sqlite_err(path, e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| sqlite_err(path, e))?;
+        // Sorted here, not by an `ORDER BY` (see `in_file_order`).
+        rows.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, o)| o).collect())
     }
 
     /// The id and state of every order of a batch, in no given order:
@@ -2173,6 +2233,40 @@ mod tests {
         assert_eq!(rows[1].attempts, 1);
         assert_eq!(rows[1].last_sent_ms, Some(5));
         assert_eq!(rows[1].last_deadline_ms, Some(10_005));
+    }
+
+    #[test]
+    fn report_rows_are_whole_rows_narrowed_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                &format!("{BATCH_B};
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, attempts, exchange_order_id, filled_quantity, last_error, created_ms, updated_ms)
+                 VALUES ('b', 'z', 2, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'rejected', 1, NULL, NULL, 'HTTP 400: no', 1, 1),
+                        ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'filled', 1, 'E1', '1', NULL, 1, 1),
+                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 0, NULL, NULL, NULL, 1, 1);"),
+            )
+            .unwrap();
+        let whole: Vec<ReportRow> = j
+            .orders("b")
+            .unwrap()
+            .into_iter()
+            .map(|o| ReportRow {
+                order_id: o.order_id,
+                state: o.state,
+                attempts: o.attempts,
+                exchange_order_id: o.exchange_order_id,
+                filled_quantity: o.filled_quantity,
+                last_error: o.last_error,
+            })
+            .collect();
+        let narrow = j.report_rows("b").unwrap();
+        assert_eq!(narrow, whole);
+        let ids: Vec<&str> = narrow.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(ids, ["x", "y", "z"]);
+        assert_eq!(narrow[0].exchange_order_id.as_deref(), Some("E1"));
+        assert_eq!(narrow[2].last_error.as_deref(), Some("HTTP 400: no"));
     }
 
     #[test]
