@@ -666,20 +666,17 @@ impl ExchangeOrder {
             .filter(|x| x.is_object())
             .unwrap_or(v);
         Some(ExchangeOrder {
-            id: text_of(field(v, &["id", "orderId", "order_id"]))?,
-            pair: text_of(field(v, &["pair", "symbol"])),
-            side: text_of(field(v, &["side"])),
-            kind: text_of(field(v, &["type", "orderType"])),
-            quantity: text_of(field(v, &["quantity", "qty", "amount"])),
-            price: text_of(field(v, &["price"])),
-            status: text_of(field(v, &["status", "state"])),
-            filled_quantity: text_of(field(
-                v,
-                &["filledQuantity", "filled_quantity", "executedQty", "filled"],
-            )),
-            average_price: text_of(field(v, &["averagePrice", "average_price", "avgPrice"])),
-            created_ms: ms_of(field(v, &["createdAt", "created_at", "timestamp", "time"])),
-            client_order_id: text_of(field(v, &["clientOrderId", "client_order_id"])),
+            id: text_of(field(v, &ORDER_KEYS[order_key::ID]))?,
+            pair: text_of(field(v, &ORDER_KEYS[order_key::PAIR])),
+            side: text_of(field(v, &ORDER_KEYS[order_key::SIDE])),
+            kind: text_of(field(v, &ORDER_KEYS[order_key::KIND])),
+            quantity: text_of(field(v, &ORDER_KEYS[order_key::QUANTITY])),
+            price: text_of(field(v, &ORDER_KEYS[order_key::PRICE])),
+            status: text_of(field(v, &ORDER_KEYS[order_key::STATUS])),
+            filled_quantity: text_of(field(v, &ORDER_KEYS[order_key::FILLED_QUANTITY])),
+            average_price: text_of(field(v, &ORDER_KEYS[order_key::AVERAGE_PRICE])),
+            created_ms: ms_of(field(v, &ORDER_KEYS[order_key::CREATED])),
+            client_order_id: text_of(field(v, &ORDER_KEYS[order_key::CLIENT_ORDER_ID])),
             raw: if keep_raw {
                 // The same text as `v.to_string()` (both serde_json's
                 // compact writer), written into the string's own buffer
@@ -692,9 +689,10 @@ impl ExchangeOrder {
     }
 }
 
-/// Every name [`ExchangeOrder::read`] looks a field up by, grouped by field
-/// in the order it tries them (the index of each in [`AnswerKeySeed`]).
-#[cfg(test)]
+/// Every name an order's field goes by in an answer, grouped by field in
+/// the order they are tried (the groups are the ranges in [`order_key`]); both
+/// [`ExchangeOrder::read`] and the one-pass [`ExchangeOrder::from_answer`]
+/// look fields up by these.
 const ORDER_KEYS: [&str; 27] = [
     "id",
     "orderId",
@@ -724,6 +722,22 @@ const ORDER_KEYS: [&str; 27] = [
     "clientOrderId",
     "client_order_id",
 ];
+
+/// Each field's names in [`ORDER_KEYS`].
+mod order_key {
+    use std::ops::Range;
+    pub const ID: Range<usize> = 0..3;
+    pub const PAIR: Range<usize> = 3..5;
+    pub const SIDE: Range<usize> = 5..6;
+    pub const KIND: Range<usize> = 6..8;
+    pub const QUANTITY: Range<usize> = 8..11;
+    pub const PRICE: Range<usize> = 11..12;
+    pub const STATUS: Range<usize> = 12..14;
+    pub const FILLED_QUANTITY: Range<usize> = 14..18;
+    pub const AVERAGE_PRICE: Range<usize> = 18..21;
+    pub const CREATED: Range<usize> = 21..25;
+    pub const CLIENT_ORDER_ID: Range<usize> = 25..27;
+}
 
 /// The fields of an order answer [`ExchangeOrder::read`] would look at,
 /// by name (the last of a repeated name, as in a [`Value`] map).
@@ -763,17 +777,17 @@ impl AnswerFields {
             return ExchangeOrder::read(inner, false);
         }
         Some(ExchangeOrder {
-            id: self.text(0..3)?,
-            pair: self.text(3..5),
-            side: self.text(5..6),
-            kind: self.text(6..8),
-            quantity: self.text(8..11),
-            price: self.text(11..12),
-            status: self.text(12..14),
-            filled_quantity: self.text(14..18),
-            average_price: self.text(18..21),
-            created_ms: ms_of(self.field(21..25)),
-            client_order_id: self.text(25..27),
+            id: self.text(order_key::ID)?,
+            pair: self.text(order_key::PAIR),
+            side: self.text(order_key::SIDE),
+            kind: self.text(order_key::KIND),
+            quantity: self.text(order_key::QUANTITY),
+            price: self.text(order_key::PRICE),
+            status: self.text(order_key::STATUS),
+            filled_quantity: self.text(order_key::FILLED_QUANTITY),
+            average_price: self.text(order_key::AVERAGE_PRICE),
+            created_ms: ms_of(self.field(order_key::CREATED)),
+            client_order_id: self.text(order_key::CLIENT_ORDER_ID),
             raw: String::new(),
         })
     }
@@ -803,34 +817,10 @@ impl serde::de::Visitor<'_> for AnswerKeySeed {
         Ok(match k {
             "order" => AnswerKey::Wrapped(0),
             "data" => AnswerKey::Wrapped(1),
-            "id" => AnswerKey::Named(0),
-            "orderId" => AnswerKey::Named(1),
-            "order_id" => AnswerKey::Named(2),
-            "pair" => AnswerKey::Named(3),
-            "symbol" => AnswerKey::Named(4),
-            "side" => AnswerKey::Named(5),
-            "type" => AnswerKey::Named(6),
-            "orderType" => AnswerKey::Named(7),
-            "quantity" => AnswerKey::Named(8),
-            "qty" => AnswerKey::Named(9),
-            "amount" => AnswerKey::Named(10),
-            "price" => AnswerKey::Named(11),
-            "status" => AnswerKey::Named(12),
-            "state" => AnswerKey::Named(13),
-            "filledQuantity" => AnswerKey::Named(14),
-            "filled_quantity" => AnswerKey::Named(15),
-            "executedQty" => AnswerKey::Named(16),
-            "filled" => AnswerKey::Named(17),
-            "averagePrice" => AnswerKey::Named(18),
-            "average_price" => AnswerKey::Named(19),
-            "avgPrice" => AnswerKey::Named(20),
-            "createdAt" => AnswerKey::Named(21),
-            "created_at" => AnswerKey::Named(22),
-            "timestamp" => AnswerKey::Named(23),
-            "time" => AnswerKey::Named(24),
-            "clientOrderId" => AnswerKey::Named(25),
-            "client_order_id" => AnswerKey::Named(26),
-            _ => AnswerKey::Other,
+            _ => match ORDER_KEYS.iter().position(|n| *n == k) {
+                Some(i) => AnswerKey::Named(i),
+                None => AnswerKey::Other,
+            },
         })
     }
 }
