@@ -305,9 +305,12 @@ impl Executor {
         })
     }
 
-    /// [`Account::change`] of an order being placed.
+    /// [`Account::change`] of an order being placed, addressed by its
+    /// rowid as read.
     fn change_of(&self, o: &ToPlace, from: OrderState, event: Event) -> StateChange {
-        self.acct.change_of(&o.batch_id, &o.order_id, from, event)
+        let mut c = self.acct.change_of(&o.batch_id, &o.order_id, from, event);
+        c.row = Some(o.row);
+        c
     }
 
     /// Place every pending order, bounded by the client's concurrency and

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_cancels.sql"),
     include_str!("../migrations/0006_balance_read_window.sql"),
     include_str!("../migrations/0007_orders_checks.sql"),
+    include_str!("../migrations/0008_orders_unsettled.sql"),
 ];
 
 /// The schema that added `position_figures`: a journal upgraded to it has
@@ -238,6 +239,10 @@ pub struct StateChange {
     pub unsent: bool,
     /// Client order id for this attempt.
     pub client_order_id: Option<String>,
+    /// The order's rowid in `orders`, when the writer read it: the UPDATE
+    /// then finds the row by it (still checking both ids), without a
+    /// search of the primary key's index.
+    pub row: Option<i64>,
 }
 
 /// One HTTP exchange, for the `http_log` table.
@@ -791,7 +796,7 @@ impl Journal {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT seq, order_id, body, attempts FROM orders
+                "SELECT seq, order_id, body, attempts, rowid FROM orders
                  WHERE batch_id = ?1 AND state = 'pending'",
             )
             .map_err(|e| sqlite_err(path, e))?;
@@ -804,6 +809,7 @@ impl Journal {
                         order_id: r.get(1)?,
                         body: r.get(2)?,
                         attempts: r.get(3)?,
+                        row: r.get(4)?,
                     },
                 ))
             })
@@ -1740,13 +1746,17 @@ fn order_rows_in(
     batch_id: &str,
     state: OrderState,
 ) -> Result<Vec<OrderRow>> {
+    // The state as a literal, not a parameter: for `sending` and `unknown`
+    // SQLite then reads the partial index `orders_unsettled` (schema 8),
+    // which it cannot prove a bound value falls under.
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = ?2"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE batch_id = ?1 AND state = '{}'",
+            state.as_str()
         ))
         .map_err(|e| sqlite_err(path, e))?;
     let rows = st
-        .query_map(params![batch_id, state.as_str()], order_row)
+        .query_map(params![batch_id], order_row)
         .map_err(|e| sqlite_err(path, e))?;
     in_file_order(rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(|e| sqlite_err(path, e))
 }
@@ -1791,6 +1801,8 @@ pub struct ToPlace {
     pub body: String,
     /// Placement requests sent so far.
     pub attempts: i64,
+    /// Its rowid in `orders` ([`StateChange::row`]).
+    pub row: i64,
 }
 
 /// One write the journal thread can group with others.
@@ -1820,6 +1832,7 @@ pub enum Write {
 struct Statements<'c> {
     conn: &'c Connection,
     update: Option<rusqlite::CachedStatement<'c>>,
+    update_row: Option<rusqlite::CachedStatement<'c>>,
     event: Option<rusqlite::CachedStatement<'c>>,
     http: Option<rusqlite::CachedStatement<'c>>,
     memo: &'c mut Option<figures::Memo>,
@@ -1830,6 +1843,7 @@ impl<'c> Statements<'c> {
         Statements {
             conn,
             update: None,
+            update_row: None,
             event: None,
             http: None,
             memo,
@@ -1847,6 +1861,30 @@ fn statement<'a, 'c>(
         *slot = Some(conn.prepare_cached(sql)?);
     }
     Ok(slot.as_mut().expect("just prepared"))
+}
+
+/// The UPDATE of an order's state change, finding the row by `$row`
+/// (parameters: see `apply_one`).
+macro_rules! update_order {
+    ($row:literal) => {
+        concat!(
+            "UPDATE orders SET
+                state = ?3,
+                updated_ms = ?4,
+                exchange_order_id = COALESCE(?5, exchange_order_id),
+                exchange_status = COALESCE(?6, exchange_status),
+                filled_quantity = COALESCE(?7, filled_quantity),
+                average_price = COALESCE(?8, average_price),
+                last_error = CASE WHEN ?9 THEN ?10 ELSE last_error END,
+                attempts = attempts + ?11,
+                first_sent_ms = CASE WHEN ?11 = 1 THEN COALESCE(first_sent_ms, ?4) ELSE first_sent_ms END,
+                last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
+                last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
+                client_order_id = COALESCE(?12, client_order_id)
+             WHERE ",
+            $row
+        )
+    };
 }
 
 fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
@@ -1883,26 +1921,7 @@ fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
                 None => (false, None),
                 Some(e) => (true, e.as_deref()),
             };
-            let n = statement(
-                tx,
-                &mut st.update,
-                "UPDATE orders SET
-                    state = ?3,
-                    updated_ms = ?4,
-                    exchange_order_id = COALESCE(?5, exchange_order_id),
-                    exchange_status = COALESCE(?6, exchange_status),
-                    filled_quantity = COALESCE(?7, filled_quantity),
-                    average_price = COALESCE(?8, average_price),
-                    last_error = CASE WHEN ?9 THEN ?10 ELSE last_error END,
-                    attempts = attempts + ?11,
-                    first_sent_ms = CASE WHEN ?11 = 1 THEN COALESCE(first_sent_ms, ?4) ELSE first_sent_ms END,
-                    last_sent_ms = CASE WHEN ?11 = 1 THEN ?4 ELSE last_sent_ms END,
-                    last_deadline_ms = CASE WHEN ?11 = 1 THEN ?13 ELSE last_deadline_ms END,
-                    client_order_id = COALESCE(?12, client_order_id)
-                 WHERE batch_id = ?1 AND order_id = ?2 AND state = ?14",
-            )
-            .map_err(err)?
-            .execute(params![
+            let values = params![
                 c.batch_id,
                 c.order_id,
                 to,
@@ -1917,8 +1936,36 @@ fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
                 c.client_order_id,
                 c.send_deadline_ms,
                 current,
-            ])
-            .map_err(err)?;
+            ];
+            // By rowid when the writer read it; by the primary key when it
+            // did not, or when that row is not this order in that state
+            // (a VACUUM between the read and now may renumber rows).
+            let mut n = 0;
+            if let Some(row) = c.row {
+                let up = statement(
+                    tx,
+                    &mut st.update_row,
+                    update_order!(
+                        "rowid = ?15 AND batch_id = ?1 AND order_id = ?2 AND state = ?14"
+                    ),
+                )
+                .map_err(err)?;
+                for (i, v) in values.iter().enumerate() {
+                    up.raw_bind_parameter(i + 1, v).map_err(err)?;
+                }
+                up.raw_bind_parameter(15, row).map_err(err)?;
+                n = up.raw_execute().map_err(err)?;
+            }
+            if n == 0 {
+                n = statement(
+                    tx,
+                    &mut st.update,
+                    update_order!("batch_id = ?1 AND order_id = ?2 AND state = ?14"),
+                )
+                .map_err(err)?
+                .execute(values)
+                .map_err(err)?;
+            }
             if n == 0 {
                 if let Some(from) = c.from {
                     return Err(JournalError::StateMismatch {
@@ -2233,6 +2280,94 @@ mod tests {
         assert_eq!(rows[1].attempts, 1);
         assert_eq!(rows[1].last_sent_ms, Some(5));
         assert_eq!(rows[1].last_deadline_ms, Some(10_005));
+    }
+
+    /// A change addressed by rowid applies to that order; a rowid that
+    /// names another order (rows renumbered since the read) changes
+    /// nothing there and the change still applies by the order's ids.
+    #[test]
+    fn a_change_by_rowid_checks_the_ids_and_falls_back_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                &format!("{BATCH_B};
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1),
+                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1);"),
+            )
+            .unwrap();
+        let placing = j.orders_to_place("b").unwrap();
+        let row = |id: &str| placing.iter().find(|o| o.order_id == id).unwrap().row;
+        let send = |id: &str, row: i64| {
+            Write::State(StateChange {
+                batch_id: "b".into(),
+                order_id: id.into(),
+                at_ms: 5,
+                event: "send",
+                from: Some(OrderState::Pending),
+                to: Some(OrderState::Sending),
+                is_send: true,
+                row: Some(row),
+                ..Default::default()
+            })
+        };
+        // x by its own rowid; y by x's rowid (x is no longer pending).
+        let r = j
+            .apply(&[send("x", row("x")), send("y", row("x"))])
+            .unwrap();
+        assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+        let rows = j.orders("b").unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|o| (o.state, o.attempts))
+                .collect::<Vec<_>>(),
+            [(OrderState::Sending, 1), (OrderState::Sending, 1)]
+        );
+        // A rowid that names no row at all: by the ids, and a wrong state
+        // is still refused.
+        let r = j.apply(&[send("y", 999)]).unwrap();
+        assert!(
+            matches!(r[0], Err(JournalError::StateMismatch { .. })),
+            "{r:?}"
+        );
+        assert_eq!(j.orders("b").unwrap()[1].attempts, 1);
+    }
+
+    /// A run reads its `sending` and `unknown` orders through the partial
+    /// index of unsettled orders (schema 8), and changes of order state
+    /// find the row by rowid.
+    #[test]
+    fn unsettled_orders_are_read_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = j
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        for state in [OrderState::Sending, OrderState::Unknown] {
+            let sql = format!(
+                "SELECT * FROM orders WHERE batch_id = ?1 AND state = '{}'",
+                state.as_str()
+            );
+            assert!(
+                plan(&sql).contains("USING INDEX orders_unsettled"),
+                "{sql}: {}",
+                plan(&sql)
+            );
+        }
+        let by_row = plan(update_order!(
+            "rowid = ?15 AND batch_id = ?1 AND order_id = ?2 AND state = ?14"
+        ));
+        assert!(by_row.contains("INTEGER PRIMARY KEY (rowid=?)"), "{by_row}");
     }
 
     #[test]

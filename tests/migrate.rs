@@ -227,7 +227,7 @@ fn dump_everything(db: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
 /// quickstart, a second batch with two cancels, a reconcile) is upgraded to
 /// schema 7, which rebuilds `orders` with the same columns, rows and views
 /// and the same accepted values, its CHECKs written as equalities, and one
-/// index replaced.
+/// index replaced; then to schema 8, which replaces another.
 #[test]
 fn a_schema_6_journal_is_upgraded_with_every_row_and_view_kept() {
     let env = Env::new();
@@ -285,13 +285,19 @@ fn a_schema_6_journal_is_upgraded_with_every_row_and_view_kept() {
     // The same indexes, but the one hqx never read, changed on every state
     // change (orders by account and state), is now one of open orders by
     // account, which the `open_orders` view reads.
+    // And (schema 8) the index of every order by batch and state is one of
+    // the orders sent and not yet answered or resolved.
     let mut expected: Vec<(String, String)> = indexes
         .into_iter()
-        .filter(|(name, _)| name != "orders_account_state")
+        .filter(|(name, _)| name != "orders_account_state" && name != "orders_state")
         .collect();
     expected.push((
         "orders_open".into(),
         "CREATE INDEX orders_open ON orders(account_id) WHERE state = 'open'".into(),
+    ));
+    expected.push((
+        "orders_unsettled".into(),
+        "CREATE INDEX orders_unsettled ON orders(batch_id, state)\n    WHERE state = 'sending' OR state = 'unknown'".into(),
     ));
     expected.sort();
     assert_eq!(schema("index"), expected, "the same indexes");
