@@ -1,14 +1,20 @@
 //! Throughput of the whole pipeline against the loopback limit, in one run.
 //!
 //! For each run, the bench starts the sandbox as its own process
-//! (`hqx sandbox`), then against that same process:
+//! (`hqx sandbox`, an empty account), then:
 //! 1. **raw limit**: a minimal signed client (reqwest, the same headers and
 //!    HMAC as hqx, no journal, no state) posts N distinct limit orders with
 //!    C requests in flight;
 //! 2. **hqx**: the real `hqx run` binary places a batch of N orders at
 //!    `--concurrency C` with the rate limit lifted (parse, validate, journal
 //!    every intent and every `sending` durably, sign, send, journal every
-//!    answer, page through the trades, print the summary).
+//!    answer, page through the open orders and the trades, print the
+//!    summary), against a new sandbox process of the same build and
+//!    settings, so that it too starts from an empty account. With
+//!    `--shared-sandbox` it runs against the raw client's process instead:
+//!    the account then also holds the raw client's N orders and their
+//!    trades, which hqx reads back at the end of its run as orders placed
+//!    elsewhere (twice the end-of-run work of its own batch).
 //!
 //! It prints orders/s of both, their ratio, and CPU time per order of each
 //! process: the sandbox's from `/proc/<pid>/stat`, hqx's from the bench's
@@ -17,7 +23,8 @@
 //! (trades), half rest on the book.
 //!
 //! `scripts/bench` builds in release mode and runs it; figures go in
-//! BENCHMARKS.md. Arguments: `--hqx PATH --orders N --concurrency C --runs R`.
+//! BENCHMARKS.md. Arguments: `--hqx PATH --orders N --concurrency C --runs R
+//! [--shared-sandbox]`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -181,8 +188,13 @@ fn main() {
     let mut orders = 10_000usize;
     let mut concurrency = 16usize;
     let mut runs = 3usize;
+    let mut shared = false;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--shared-sandbox" {
+            shared = true;
+            continue;
+        }
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {
             "--hqx" => hqx = v,
@@ -194,7 +206,12 @@ fn main() {
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{orders} orders, concurrency {concurrency}, {runs} run(s); sandbox in its own process; load average at start: {}",
+        "{orders} orders, concurrency {concurrency}, {runs} run(s); sandbox in its own process, {}; load average at start: {}",
+        if shared {
+            "hqx against the raw client's (--shared-sandbox)"
+        } else {
+            "a new one for hqx"
+        },
         load.split(' ').take(3).collect::<Vec<_>>().join(" ")
     );
     let n = orders as f64;
@@ -210,7 +227,16 @@ fn main() {
         let raw_secs = raw_client(&sb.url, &key, secret.expose(), orders, concurrency);
         let (sb_raw, me_raw) = (sb.cpu() - sb0, cpu_of("self").0 - me0);
 
-        // 2. hqx run, the whole pipeline, on the same sandbox process.
+        // 2. hqx run, the whole pipeline: against a new sandbox process
+        // (an empty account, as the raw client had), or the same one.
+        let sb = if shared {
+            sb
+        } else {
+            drop(sb);
+            let fresh = dir.path().join("hqx-phase");
+            std::fs::create_dir(&fresh).unwrap();
+            SandboxProcess::start(&hqx, &fresh, &key, secret.expose())
+        };
         let file = dir.path().join("batch.yaml");
         std::fs::write(&file, batch_text("bench", orders)).unwrap();
         let (sb1, kids1) = (sb.cpu(), cpu_of("self").1);
