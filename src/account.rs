@@ -112,7 +112,7 @@ pub struct TradeSync {
 /// Where the exchange's orders stand, as far as they could be read.
 #[derive(Debug, Default)]
 pub struct Statuses {
-    /// By exchange order id.
+    /// By exchange order id (`raw` empty unless asked for).
     pub orders: HashMap<String, ExchangeOrder>,
     /// Orders that could not be read, with why.
     pub unreadable: Vec<(String, String)>,
@@ -281,6 +281,19 @@ impl Account {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<Vec<Option<ExchangeOrder>>, String> {
+        self.list_orders_read(pair, status, from, to, ExchangeOrder::from_json)
+            .await
+    }
+
+    /// [`Account::list_orders`], each entry read by `read`.
+    async fn list_orders_read(
+        &self,
+        pair: Option<&str>,
+        status: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+        read: fn(&Value) -> Option<ExchangeOrder>,
+    ) -> Result<Vec<Option<ExchangeOrder>>, String> {
         let venue = self.client.venue();
         let limit = venue.orders_page_limit.max(1);
         let mut out = Vec::new();
@@ -310,7 +323,7 @@ impl Account {
             let n = list.len();
             let before = ids.len();
             for e in list {
-                let o = ExchangeOrder::from_json(e);
+                let o = read(e);
                 if let Some(o) = &o {
                     ids.insert(o.id.clone());
                 }
@@ -477,13 +490,19 @@ impl Account {
     }
 
     /// Where the given exchange orders stand: the account's open orders
-    /// (one paged read), then each order no longer open, one by one.
-    pub async fn order_statuses(&self, ids: &[String]) -> Statuses {
+    /// (one paged read), then each order no longer open, one by one. With
+    /// `with_raw`, each order's text is kept (`raw`), for journaling it.
+    pub async fn order_statuses(&self, ids: &[String], with_raw: bool) -> Statuses {
+        let read = if with_raw {
+            ExchangeOrder::from_json
+        } else {
+            ExchangeOrder::status_of
+        };
         let mut st = Statuses::default();
         if ids.is_empty() {
             return st;
         }
-        match self.list_orders(None, "open", None, None).await {
+        match self.list_orders_read(None, "open", None, None, read).await {
             Ok(l) => st
                 .orders
                 .extend(l.into_iter().flatten().map(|e| (e.id.clone(), e))),
@@ -504,7 +523,7 @@ impl Account {
             }
             let path = self.client.venue().paths.order(id);
             match self.get_json(&path).await {
-                Ok(v) => match ExchangeOrder::from_json(&v) {
+                Ok(v) => match read(&v) {
                     Some(e) if e.id == *id => {
                         st.orders.insert(id.clone(), e);
                     }

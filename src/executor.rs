@@ -641,7 +641,8 @@ impl Executor {
             .iter()
             .filter_map(|o| o.exchange_order_id.clone())
             .collect();
-        let st = self.acct.order_statuses(&ids).await;
+        // Only their status: journal orders keep no exchange text.
+        let st = self.acct.order_statuses(&ids, false).await;
         if let Some((id, why)) = st.unreadable.first() {
             self.acct.note(format!(
                 "cannot refresh {} open order(s) (e.g. {id}: {why}); they keep their last known state",

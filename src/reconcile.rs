@@ -229,7 +229,8 @@ impl Reconcile {
             .filter_map(|o| o.exchange_order_id.clone())
             .collect();
         ids.extend(external_open.iter().cloned());
-        let statuses = self.acct.order_statuses(&ids).await;
+        // With their text: an external order's is journaled.
+        let statuses = self.acct.order_statuses(&ids, true).await;
         for (id, why) in &statuses.unreadable {
             r.incomplete
                 .push(format!("the status of order {id}: {why}"));

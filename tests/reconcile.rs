@@ -271,6 +271,14 @@ fn a_cancel_by_hand_and_an_outside_order_s_fill_are_syncs_not_drift() {
         )),
         "filled 0.5"
     );
+    // Its text as the exchange now lists it, not just the columns.
+    assert_eq!(
+        env.one::<String>(&format!(
+            "SELECT json_extract(raw, '$.status') || ' ' || json_extract(raw, '$.id')
+             FROM external_orders WHERE exchange_order_id = '{outside}'"
+        )),
+        format!("filled {outside}")
+    );
     // The outside order's fill explains the balances: no balance finding.
     assert!(
         r.findings("unexplained_balance").is_empty(),
