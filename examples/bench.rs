@@ -24,7 +24,11 @@
 //!
 //! `scripts/bench` builds in release mode and runs it; figures go in
 //! BENCHMARKS.md. Arguments: `--hqx PATH --orders N --concurrency C --runs R
-//! [--shared-sandbox]`.
+//! [--shared-sandbox] [--against PATH]`. `--against` another hqx binary
+//! (an older build): each run also times it on the same batch, on its own
+//! new sandbox process, alternating which of the two goes first, and the
+//! bench prints its medians and the paired difference in CPU per order. On
+//! a machine whose speed drifts, that difference is the figure to trust.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -189,6 +193,7 @@ fn main() {
     let mut concurrency = 16usize;
     let mut runs = 3usize;
     let mut shared = false;
+    let mut against: Option<String> = None;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         if k == "--shared-sandbox" {
@@ -201,6 +206,7 @@ fn main() {
             "--orders" => orders = v.parse().unwrap(),
             "--concurrency" => concurrency = v.parse().unwrap(),
             "--runs" => runs = v.parse().unwrap(),
+            "--against" => against = Some(v),
             _ => panic!("unknown argument {k}"),
         }
     }
@@ -217,6 +223,7 @@ fn main() {
     let n = orders as f64;
     let (mut ratios, mut raw_rates, mut hqx_rates) = (Vec::new(), Vec::new(), Vec::new());
     let (mut hqx_cpus, mut sb_cpus) = (Vec::new(), Vec::new());
+    let (mut b_rates, mut b_cpus, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let (key, secret) = hqx::sandbox::generate_credentials();
@@ -239,35 +246,28 @@ fn main() {
         };
         let file = dir.path().join("batch.yaml");
         std::fs::write(&file, batch_text("bench", orders)).unwrap();
-        let (sb1, kids1) = (sb.cpu(), cpu_of("self").1);
-        let t = Instant::now();
-        let st = Command::new(&hqx)
-            .env("HQX_JOURNAL", dir.path().join("hqx.db"))
-            .env("HQX_BASE_URL", &sb.url)
-            .env("HAQQEX_PUBLIC_KEY", &key)
-            .env("HAQQEX_PRIVATE_KEY", secret.expose())
-            .env_remove("HQX_VENUE")
-            .arg("run")
-            .arg(&file)
-            .args([
-                "--rate",
-                "1000000",
-                "--concurrency",
-                &concurrency.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run hqx; build it first");
-        let hqx_secs = t.elapsed().as_secs_f64();
-        let (sb_hqx, hqx_cpu) = (sb.cpu() - sb1, cpu_of("self").1 - kids1);
-        assert_eq!(
-            st.status.code(),
-            Some(0),
-            "hqx run failed: {}",
-            String::from_utf8_lossy(&st.stderr)
+        // With --against, the other binary runs the same batch on its own
+        // new sandbox process, first on odd runs: each run gives a pair.
+        let other = |sub: &str| {
+            against.as_ref().map(|b| {
+                let fresh = dir.path().join(sub);
+                std::fs::create_dir(&fresh).unwrap();
+                let sb = SandboxProcess::start(&hqx, &fresh, &key, secret.expose());
+                hqx_phase(b, &sb, &fresh, &file, &key, secret.expose(), concurrency)
+            })
+        };
+        let before = if run % 2 == 1 { other("b-first") } else { None };
+        let (hqx_secs, hqx_cpu, sb_hqx) = hqx_phase(
+            &hqx,
+            &sb,
+            dir.path(),
+            &file,
+            &key,
+            secret.expose(),
+            concurrency,
         );
         drop(sb);
+        let b = before.or_else(|| other("b-second"));
 
         let (raw_rate, hqx_rate) = (n / raw_secs, n / hqx_secs);
         let us = |secs: f64| secs / n * 1e6;
@@ -284,6 +284,19 @@ fn main() {
         ratios.push(hqx_rate / raw_rate);
         hqx_cpus.push(us(hqx_cpu));
         sb_cpus.push(us(sb_hqx));
+        if let Some((b_secs, b_cpu, b_sb)) = b {
+            println!(
+                "run {run}: against {} {:.0} orders/s (hqx {:.0} us/order, sandbox {:.0} us/order) | hqx CPU minus against's {:+.0} us/order",
+                against.as_deref().unwrap_or_default(),
+                n / b_secs,
+                us(b_cpu),
+                us(b_sb),
+                us(hqx_cpu) - us(b_cpu)
+            );
+            b_rates.push(n / b_secs);
+            b_cpus.push(us(b_cpu));
+            diffs.push(us(hqx_cpu) - us(b_cpu));
+        }
     }
     println!(
         "median: raw limit {:.0} orders/s, hqx {:.0} orders/s, ratio {:.0} %, hqx CPU {:.0} us/order, sandbox CPU {:.0} us/order (serving hqx)",
@@ -293,4 +306,55 @@ fn main() {
         median(hqx_cpus),
         median(sb_cpus)
     );
+    if let Some(b) = &against {
+        println!(
+            "median: against {b} {:.0} orders/s, CPU {:.0} us/order; hqx CPU minus against's, paired by run: {:+.0} us/order (lower in {} of {runs} runs)",
+            median(b_rates),
+            median(b_cpus),
+            median(diffs.clone()),
+            diffs.iter().filter(|d| **d < 0.0).count()
+        );
+    }
+}
+
+/// `hqx run` of the batch `file` against `sb` with its journal in `dir`:
+/// (seconds, hqx's CPU seconds, the sandbox's CPU seconds meanwhile).
+fn hqx_phase(
+    hqx: &str,
+    sb: &SandboxProcess,
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    key: &str,
+    secret: &str,
+    concurrency: usize,
+) -> (f64, f64, f64) {
+    let (sb1, kids1) = (sb.cpu(), cpu_of("self").1);
+    let t = Instant::now();
+    let st = Command::new(hqx)
+        .env("HQX_JOURNAL", dir.join("hqx.db"))
+        .env("HQX_BASE_URL", &sb.url)
+        .env("HAQQEX_PUBLIC_KEY", key)
+        .env("HAQQEX_PRIVATE_KEY", secret)
+        .env_remove("HQX_VENUE")
+        .arg("run")
+        .arg(file)
+        .args([
+            "--rate",
+            "1000000",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run hqx; build it first");
+    let secs = t.elapsed().as_secs_f64();
+    let (sb_cpu, hqx_cpu) = (sb.cpu() - sb1, cpu_of("self").1 - kids1);
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "{hqx} run failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    (secs, hqx_cpu, sb_cpu)
 }
