@@ -735,21 +735,13 @@ impl Journal {
                  FROM orders WHERE batch_id = ?1",
             )
             .map_err(|e| sqlite_err(path, e))?;
-        let mut rows = st
+        let rows = st
             .query_map([batch_id], |r| {
-                let state: String = r.get(2)?;
-                let state = state.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        2,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?;
                 Ok((
                     r.get::<_, i64>(0)?,
                     ReportRow {
                         order_id: r.get(1)?,
-                        state,
+                        state: parsed(r.get(2)?, 2)?,
                         attempts: r.get(3)?,
                         exchange_order_id: r.get(4)?,
                         filled_quantity: r.get(5)?,
@@ -760,9 +752,7 @@ impl Journal {
             .map_err(|e| sqlite_err(path, e))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| sqlite_err(path, e))?;
-        // Sorted here, not by an `ORDER BY` (see `in_file_order`).
-        rows.sort_unstable_by_key(|(seq, _)| *seq);
-        Ok(rows.into_iter().map(|(_, o)| o).collect())
+        Ok(by_seq(rows))
     }
 
     /// The id and state of every order of a batch, in no given order:
@@ -774,17 +764,7 @@ impl Journal {
             .prepare_cached("SELECT order_id, state FROM orders WHERE batch_id = ?1")
             .map_err(|e| sqlite_err(path, e))?;
         let rows = st
-            .query_map([batch_id], |r| {
-                let state: String = r.get(1)?;
-                let state = state.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?;
-                Ok((r.get(0)?, state))
-            })
+            .query_map([batch_id], |r| Ok((r.get(0)?, parsed(r.get(1)?, 1)?)))
             .map_err(|e| sqlite_err(path, e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| sqlite_err(path, e))
@@ -801,7 +781,7 @@ impl Journal {
                  WHERE batch_id = ?1 AND state = 'pending'",
             )
             .map_err(|e| sqlite_err(path, e))?;
-        let mut rows = st
+        let rows = st
             .query_map([batch_id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -817,8 +797,7 @@ impl Journal {
             .map_err(|e| sqlite_err(path, e))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| sqlite_err(path, e))?;
-        rows.sort_unstable_by_key(|(seq, _)| *seq);
-        Ok(rows.into_iter().map(|(_, o)| o).collect())
+        Ok(by_seq(rows))
     }
 
     /// The orders of a batch in one state, in file order.
@@ -1738,6 +1717,21 @@ fn in_file_order(rows: rusqlite::Result<Vec<OrderRow>>) -> rusqlite::Result<Vec<
     })
 }
 
+/// Rows read with their `seq` first, in file order, without it (sorted
+/// here for the reason of [`in_file_order`]).
+fn by_seq<T>(mut rows: Vec<(i64, T)>) -> Vec<T> {
+    rows.sort_unstable_by_key(|(seq, _)| *seq);
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// A TEXT column read as one of hqx's states (an order's, a cancel's):
+/// a value it does not know is a conversion error naming the column.
+fn parsed<T: std::str::FromStr<Err = String>>(text: String, col: usize) -> rusqlite::Result<T> {
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into())
+    })
+}
+
 /// The orders of a batch in one state, in file order (read through the
 /// `(batch_id, state)` index: a run asks for the few pending, unknown or
 /// open orders of a large batch many times).
@@ -1764,7 +1758,6 @@ fn order_rows_in(
 
 /// One row of [`ORDER_COLUMNS`].
 fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
-    let state: String = r.get(9)?;
     Ok(OrderRow {
         batch_id: r.get(0)?,
         order_id: r.get(1)?,
@@ -1775,9 +1768,7 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
         quantity: r.get(6)?,
         price: r.get(7)?,
         body: r.get(8)?,
-        state: state.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into())
-        })?,
+        state: parsed(r.get(9)?, 9)?,
         attempts: r.get(10)?,
         exchange_order_id: r.get(11)?,
         exchange_status: r.get(12)?,

@@ -198,12 +198,6 @@ pub(super) fn register(conn: &Connection, path: &Path, batch: &Batch, now_ms: i6
     Ok(())
 }
 
-fn state_of(s: String, col: usize) -> rusqlite::Result<CancelState> {
-    s.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into())
-    })
-}
-
 impl Journal {
     /// Every cancel of a batch, in file order, with its orders.
     pub fn cancels(&self, batch_id: &str) -> Result<Vec<CancelRow>> {
@@ -249,7 +243,7 @@ impl Journal {
                         item: r.get(1)?,
                         exchange_order_id: r.get(2)?,
                         order: ob.zip(oi),
-                        state: state_of(r.get(5)?, 5)?,
+                        state: super::parsed(r.get(5)?, 5)?,
                         attempts: r.get(6)?,
                         last_error: r.get(7)?,
                     },
