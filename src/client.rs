@@ -139,7 +139,7 @@ pub const AHEAD_PER_SLOT: usize = 8;
 
 /// The signed client.
 pub struct Client {
-    http: reqwest::Client,
+    http: crate::transport::Transport,
     cfg: ClientConfig,
     creds: Credentials,
     limiter: Mutex<Arc<Limiter>>,
@@ -151,7 +151,7 @@ pub struct Client {
     /// The secret, keyed for HMAC once.
     signer: Signer,
     /// The key as a header value, checked once.
-    api_key_header: Option<reqwest::header::HeaderValue>,
+    api_key_header: Option<hyper::header::HeaderValue>,
     /// Parsed URLs of the paths requested so far (a few: a placement's is
     /// the same for every order), so that each request does not parse its
     /// URL again (about a tenth of a request's instructions).
@@ -161,12 +161,10 @@ pub struct Client {
 /// Most parsed URLs kept (paths with an order id or a query are many).
 const URLS_KEPT: usize = 64;
 
-static X_API_KEY: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("x-api-key");
-static X_API_TIMESTAMP: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("x-api-timestamp");
-static X_API_SIGN: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("x-api-sign");
+static X_API_KEY: hyper::header::HeaderName = hyper::header::HeaderName::from_static("x-api-key");
+static X_API_TIMESTAMP: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-api-timestamp");
+static X_API_SIGN: hyper::header::HeaderName = hyper::header::HeaderName::from_static("x-api-sign");
 
 /// What a request did, for a progress display ([`Client::observe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,20 +213,14 @@ fn limiter(rate: u32, burst: u32) -> Arc<Limiter> {
 impl Client {
     /// Build a client.
     pub fn new(cfg: ClientConfig, creds: Credentials) -> Result<Client, String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.venue.request_timeout_ms))
-            .connect_timeout(Duration::from_millis(
-                cfg.venue.request_timeout_ms.min(5_000),
-            ))
-            .pool_max_idle_per_host(cfg.concurrency.max(1))
-            .user_agent(concat!("hqx/", env!("CARGO_PKG_VERSION")))
-            // A redirect would carry the signed headers to another host and
-            // turn a POST into a GET: take a 3xx as an answer instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = crate::transport::Transport::new(
+            &cfg.base_url,
+            Duration::from_millis(cfg.venue.request_timeout_ms.min(5_000)),
+            cfg.concurrency.max(1),
+            concat!("hqx/", env!("CARGO_PKG_VERSION")),
+        )?;
         // A key that is no header value fails each request as before.
-        let api_key_header = reqwest::header::HeaderValue::from_str(&creds.api_key).ok();
+        let api_key_header = hyper::header::HeaderValue::from_str(&creds.api_key).ok();
         Ok(Client {
             signer: Signer::new(&creds.secret),
             api_key_header,
@@ -414,70 +406,15 @@ impl Client {
         let ts_text = ts.to_string();
         let signature = self.signer.sign(&ts_text, body.as_bytes());
         let m = match method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
+            Method::Get => hyper::Method::GET,
+            Method::Post => hyper::Method::POST,
+            Method::Delete => hyper::Method::DELETE,
         };
         let started = Instant::now();
         self.notify(RequestEvent::Sent);
-        let mut req = match self.url(path_and_query) {
-            Some(url) => self.http.request(m, url),
-            None => self
-                .http
-                .request(m, format!("{}{}", self.cfg.base_url, path_and_query)),
-        };
-        if let Some(t) = timeout {
-            req = req.timeout(t);
-        }
-        req = match &self.api_key_header {
-            Some(v) => req.header(&X_API_KEY, v.clone()),
-            None => req.header(&X_API_KEY, &self.creds.api_key),
-        };
-        let result = req
-            .header(&X_API_TIMESTAMP, &ts_text)
-            .header(&X_API_SIGN, signature)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .body(body.to_string())
-            .send()
+        let result = self
+            .exchange(m, path_and_query, &ts_text, signature, body, timeout)
             .await;
-        let result = match result {
-            Err(e) => Err(classify(&e)),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers = resp.headers();
-                let retry_after = headers
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let server_time = headers
-                    .get(reqwest::header::DATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| httpdate::parse_http_date(v).ok());
-                // As `Response::text` (no charset feature): UTF-8, any
-                // invalid sequence replaced; without its second copy.
-                match resp.bytes().await {
-                    Err(e) => Err(SendError::NoAnswer(format!(
-                        "HTTP {status} but the body was cut: {}",
-                        describe(&e)
-                    ))),
-                    Ok(bytes) => Ok(Reply {
-                        status,
-                        // A copy of just the answer: `Vec::from(bytes)`
-                        // would keep hyper's whole read buffer (kilobytes)
-                        // behind each small answer (peak RSS 57 -> 71 MB
-                        // for 10,000 orders).
-                        body: String::from_utf8(bytes.to_vec())
-                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                        retry_after,
-                        server_time,
-                    }),
-                }
-            }
-        };
         self.notify(RequestEvent::Answered {
             ok: matches!(&result, Ok(r) if r.status < 400),
         });
@@ -497,6 +434,90 @@ impl Client {
 }
 
 impl Client {
+    /// Sign-stamped headers and body out, the answer back as a [`Reply`].
+    async fn exchange(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        ts_text: &str,
+        signature: String,
+        body: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, SendError> {
+        use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+        // What cannot be a URL or a header value is never sent.
+        let not_sent =
+            |e: &dyn std::fmt::Display| SendError::NotSent(format!("request failed: {e}"));
+        let url = match self.url(path_and_query) {
+            Some(u) => u,
+            None => {
+                let text = format!("{}{}", self.cfg.base_url, path_and_query);
+                return Err(not_sent(
+                    &reqwest::Url::parse(&text)
+                        .err()
+                        .map_or_else(|| "not a URL".to_string(), |e| e.to_string()),
+                ));
+            }
+        };
+        let mut headers = HeaderMap::with_capacity(8);
+        let key = match &self.api_key_header {
+            Some(v) => v.clone(),
+            None => HeaderValue::from_str(&self.creds.api_key).map_err(|e| not_sent(&e))?,
+        };
+        headers.insert(&X_API_KEY, key);
+        headers.insert(
+            &X_API_TIMESTAMP,
+            HeaderValue::from_str(ts_text).map_err(|e| not_sent(&e))?,
+        );
+        headers.insert(
+            &X_API_SIGN,
+            HeaderValue::try_from(signature).map_err(|e| not_sent(&e))?,
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let timeout = timeout.unwrap_or(Duration::from_millis(self.cfg.venue.request_timeout_ms));
+        let answer = self
+            .http
+            .send(
+                method,
+                &url,
+                headers,
+                bytes::Bytes::copy_from_slice(body.as_bytes()),
+                timeout,
+            )
+            .await;
+        match answer {
+            Err(crate::transport::Failed::Send(e)) => Err(e),
+            Err(crate::transport::Failed::BodyCut { status, why }) => Err(SendError::NoAnswer(
+                format!("HTTP {status} but the body was cut: {why}"),
+            )),
+            Ok(a) => {
+                let retry_after = a
+                    .headers
+                    .get(hyper::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let server_time = a
+                    .headers
+                    .get(hyper::header::DATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok());
+                Ok(Reply {
+                    status: a.status,
+                    // As `Response::text` (no charset feature): UTF-8, any
+                    // invalid sequence replaced. A copy of just the answer:
+                    // the body may share hyper's whole read buffer
+                    // (kilobytes) behind each small answer (peak RSS 57 ->
+                    // 71 MB for 10,000 orders).
+                    body: String::from_utf8(a.body.to_vec())
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    retry_after,
+                    server_time,
+                })
+            }
+        }
+    }
+
     /// The parsed URL of a path on the exchange, parsed once per path (the
     /// last few dozen kept); `None` when it does not parse, so that the
     /// request fails as any unparsable URL does.
@@ -513,47 +534,6 @@ impl Client {
         }
         urls.insert(path_and_query.to_string(), u.clone());
         Some(u)
-    }
-}
-
-/// The chain of causes of a reqwest error, without the URL's query (which
-/// carries nothing secret, but keeps messages short).
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.without_url_ref().to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        if self.is_timeout() {
-            "timed out".into()
-        } else if self.is_connect() {
-            "cannot connect".into()
-        } else {
-            "request failed".into()
-        }
-    }
-}
-
-/// What a reqwest error proves. Only a failure to connect proves the
-/// request never left; a timeout or a connection closed after sending may
-/// hide a request the exchange received. A connect error (refused, DNS, TLS handshake, connect timeout) happens
-/// before the request is written, so it proves the request never left.
-fn classify(e: &reqwest::Error) -> SendError {
-    if e.is_connect() || e.is_builder() {
-        SendError::NotSent(describe(e))
-    } else {
-        SendError::NoAnswer(describe(e))
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`sign`]: HMAC request signing and the secret type.
 //! - [`key`]: the API key object, and the rules kept about it (file mode, expiry, ips).
 //! - [`client`]: the signed, rate-limited REST client.
+//! - [`transport`]: HTTP under it: hyper-util over rustls, or reqwest through a proxy.
 //! - [`order`]: the order state machine: the only place states change.
 //! - [`cancel`]: the cancel state machine (the cancel of one order).
 //! - [`cancels`]: a run's cancels: resolved, sent once, checked after a lost answer.
@@ -45,4 +46,5 @@ pub mod reference;
 pub mod sandbox;
 pub mod sign;
 pub mod sql_functions;
+pub mod transport;
 pub mod venue;

@@ -18,5 +18,6 @@ mod run;
 mod sandbox_market;
 mod sql;
 mod terminal;
+mod transport;
 mod validate;
 mod views;
