@@ -2,9 +2,10 @@
 //!
 //! For each run, the bench starts the sandbox as its own process
 //! (`hqx sandbox`, an empty account), then:
-//! 1. **raw limit**: a minimal signed client (reqwest, the same headers and
-//!    HMAC as hqx, no journal, no state) posts N distinct limit orders with
-//!    C requests in flight;
+//! 1. **raw limit**: a minimal signed client (hyper-util's pooled client,
+//!    which hqx sends with too; the same headers and HMAC as hqx, no
+//!    journal, no state) posts N distinct limit orders with C requests in
+//!    flight;
 //! 2. **hqx**: the real `hqx run` binary places a batch of N orders at
 //!    `--concurrency C` with the rate limit lifted (parse, validate, journal
 //!    every intent and every `sending` durably, sign, send, journal every
@@ -128,13 +129,14 @@ impl Drop for SandboxProcess {
 /// Post `orders` signed orders with `concurrency` in flight; the seconds it took.
 fn raw_client(url: &str, key: &str, secret: &str, orders: usize, concurrency: usize) -> f64 {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    // The HTTP client hqx sends with (hyper-util's pooled client), plain.
+    let http: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(concurrency)
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
     let secret = Secret::new(secret);
     let path = hqx::venue::Venue::default().paths.place_order;
-    let target = format!("{url}{path}");
+    let target: hyper::Uri = format!("{url}{path}").parse().expect("sandbox URL");
     let next = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
     rt.block_on(async {
@@ -159,19 +161,20 @@ fn raw_client(url: &str, key: &str, secret: &str, orders: usize, concurrency: us
                     );
                     let ts = hqx::client::now_ms().to_string();
                     let sig = sign(&secret, &ts, body.as_bytes());
-                    let r = http
-                        .post(&target)
+                    let req = hyper::Request::post(target.clone())
                         .header("x-api-key", &key)
                         .header("x-api-timestamp", &ts)
                         .header("x-api-sign", sig)
                         .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                        .expect("raw client: POST");
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .expect("raw client: request");
+                    let r = http.request(req).await.expect("raw client: POST");
                     let status = r.status();
-                    let text = r.text().await.expect("raw client: answer");
-                    assert!(status.is_success(), "raw client: HTTP {status}: {text}");
+                    let text = http_body_util::BodyExt::collect(r.into_body())
+                        .await
+                        .expect("raw client: answer")
+                        .to_bytes();
+                    assert!(status.is_success(), "raw client: HTTP {status}: {text:?}");
                 }
             });
         }
