@@ -256,8 +256,12 @@ impl Executor {
         // 5. What the exchange says now.
         let mut queries = Vec::new();
         if !interrupted && !self.auth_failed.load(Ordering::SeqCst) {
-            self.refresh_open().await?;
-            let sync = self.acct.sync_trades().await?;
+            // The open orders' statuses and the trade history are read
+            // side by side: neither reads what the other writes, and each
+            // waits on the exchange while the other parses a page.
+            let (refreshed, sync) = tokio::join!(self.refresh_open(), self.acct.sync_trades());
+            refreshed?;
+            let sync = sync?;
             if let Some(why) = sync.incomplete {
                 self.acct.note(format!(
                     "the account's trade history was not read completely: {why}; the next run or `hqx reconcile` reads it again"
