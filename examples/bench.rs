@@ -82,15 +82,10 @@ struct SandboxProcess {
 impl SandboxProcess {
     fn start(hqx: &str, dir: &std::path::Path, key: &str, secret: &str) -> SandboxProcess {
         let mut child = Command::new(hqx)
-            .args([
-                "sandbox",
-                "--port",
-                "0",
-                "--api-key",
-                key,
-                "--secret",
-                secret,
-            ])
+            .args(["sandbox", "--port", "0"])
+            // `=`: a value may begin with `-`.
+            .arg(format!("--api-key={key}"))
+            .arg(format!("--secret={secret}"))
             .arg("--state")
             .arg(dir.join("exchange.jsonl"))
             .env_remove("HQX_VENUE")

@@ -115,8 +115,13 @@ impl SandboxConfig {
 pub fn generate_credentials() -> (String, Secret) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     let mut rng = rand::rngs::OsRng;
+    // Never a leading `-`: `--secret -x...` reads as an option to clap
+    // (and to most command lines), 1 time in 64.
     let secret: String = (0..32)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .map(|i| {
+            let choices = if i == 0 { 62 } else { ALPHABET.len() };
+            ALPHABET[rng.gen_range(0..choices)] as char
+        })
         .collect();
     (uuid::Uuid::new_v4().to_string(), Secret::new(secret))
 }
