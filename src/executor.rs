@@ -326,39 +326,42 @@ impl Executor {
             .journal()
             .call(move |j| j.orders_to_place(&id))
             .await??;
-        let mut tasks = tokio::task::JoinSet::new();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        // No more tasks at once than can be marked ahead or in flight, plus
-        // as many again waiting their turn: a task per order of a large
-        // batch would hold every order's task (and its memory) at once,
-        // all but these waiting on the same semaphores.
+        // No more orders under way at once than can be marked ahead or be
+        // in flight, plus as many again waiting their turn: a task per
+        // order of a large batch would hold every order's task (and its
+        // memory) at once, all but these waiting on the same semaphores.
+        // So that many workers take the orders in file order, one at a
+        // time each (a task spawned per order cost as much again as the
+        // order's own bookkeeping).
         let live = 2 * self.acct.client().concurrency() * (AHEAD_PER_SLOT + 1);
-        let mut first_err = None;
-        let mut joined = |r: Result<Result<(), JournalError>, tokio::task::JoinError>| match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_err.get_or_insert(e);
-            }
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
-        for o in pending {
-            if tasks.len() >= live {
-                if let Some(r) = tasks.join_next().await {
-                    joined(r);
+        let workers = live.min(pending.len());
+        let queue = Arc::new(std::sync::Mutex::new(pending.into_iter()));
+        let first_err: Arc<std::sync::Mutex<Option<JournalError>>> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (me, sent, queue, first_err) =
+                (self.clone(), sent.clone(), queue.clone(), first_err.clone());
+            tasks.spawn(async move {
+                loop {
+                    let next = queue.lock().expect("lock").next();
+                    let Some(o) = next else { return };
+                    if let Err(e) = me.place_one(o, &sent).await {
+                        first_err.lock().expect("lock").get_or_insert(e);
+                    }
                 }
-            }
-            let me = self.clone();
-            let sent = sent.clone();
-            tasks.spawn(async move { me.place_one(o, &sent).await });
+            });
         }
         while let Some(r) = tasks.join_next().await {
-            joined(r);
+            if let Err(e) = r {
+                std::panic::resume_unwind(e.into_panic());
+            }
         }
         // The error a gathered write met, rather than a task's word for it.
         if let Some(e) = self.gathered.error.lock().expect("lock").take() {
             return Err(e);
         }
-        if let Some(e) = first_err {
+        if let Some(e) = first_err.lock().expect("lock").take() {
             return Err(e);
         }
         Ok(sent.load(Ordering::SeqCst))
