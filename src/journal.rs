@@ -444,6 +444,18 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// The page size of a journal this hqx creates: 8 KiB, not SQLite's 4.
+///
+/// Every commit writes each page it changed to the WAL whole (a 24-byte
+/// header and the page, two `pwrite`s) and then fsyncs. A placement's
+/// commit changes rows of the orders and their events in two places (the
+/// orders marked `sending` ahead, the orders answered), and index pages
+/// beside them; with 8 KiB pages the same rows sit on half as many pages.
+/// A 10,000-order run: `pwrite`s 16,600 -> 9,200, `pread`s 6,200 -> 2,700,
+/// fsyncs 204 -> 163; hqx's CPU 2.2 µs per order lower (median of 20
+/// alternated pairs, lower in 14). Larger pages were no better.
+const PAGE_SIZE: i64 = 8192;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
@@ -463,6 +475,11 @@ impl Journal {
             source,
         };
         let mut conn = Connection::open(path).map_err(err)?;
+        // Before anything is written: a new journal gets PAGE_SIZE pages;
+        // an existing one keeps its own (SQLite changes it only in an
+        // empty file).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -2243,6 +2260,37 @@ mod tests {
         // With 20 ms of skew T2 straddles a too: nothing before c settles.
         assert_eq!(settled(c, 20), None);
         assert_eq!(j.trades_stamped_within(acct, 190, 230).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_new_journal_has_8_kib_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = |p: &Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap()
+        };
+        let new = dir.path().join("new.db");
+        drop(Journal::open(&new).unwrap());
+        assert_eq!(size(&new), PAGE_SIZE);
+        // A journal made with SQLite's default pages, as hqx made them.
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+                .unwrap();
+        }
+        assert_eq!(size(&old), 4096);
+        let mut j = Journal::open(&old).unwrap();
+        let acct = j.account("u", "k", 1).unwrap();
+        drop(j);
+        assert_eq!(size(&old), 4096);
+        assert_eq!(
+            Journal::open(&old).unwrap().account("u", "k", 2).unwrap(),
+            acct
+        );
     }
 
     #[test]

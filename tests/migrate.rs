@@ -310,6 +310,8 @@ fn a_schema_6_journal_is_upgraded_with_every_row_and_view_kept() {
         0
     );
     assert_eq!(env.one::<String>("PRAGMA integrity_check"), "ok");
+    // Its pages keep their size (a new journal's are 8 KiB).
+    assert_eq!(env.one::<i64>("PRAGMA page_size"), 4096);
     // The journal still knows the quickstart's orders as placed.
     let quickstart = std::fs::canonicalize("examples/quickstart.yaml").unwrap();
     let out = env.hqx().arg("plan").arg(&quickstart).output().unwrap();
