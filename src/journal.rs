@@ -1749,9 +1749,10 @@ fn parsed<T: std::str::FromStr<Err = String>>(text: String, col: usize) -> rusql
     })
 }
 
-/// The orders of a batch in one state, in file order (read through the
-/// `(batch_id, state)` index: a run asks for the few pending, unknown or
-/// open orders of a large batch many times).
+/// The orders of a batch in one state, in file order. `sending` and
+/// `unknown` orders, which a run asks for first and which are few, are
+/// read through the partial index `orders_unsettled`; `pending` and `open`
+/// ones through the batch's part of the primary key.
 fn order_rows_in(
     conn: &Connection,
     path: &Path,

@@ -168,9 +168,6 @@ fn a_schema_3_journal_is_upgraded_and_its_positions_filled() {
     assert_eq!(v, 3);
 }
 
-/// Every row of every table (rowid included, where there is one) and of
-/// every view (but `open_orders.age_s` and `journal_clock`, which follow
-/// the clock), as text.
 /// Every row `sql` returns, each as its values' Debug text joined by `|`.
 fn rows_of(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
     let mut st = db.prepare(sql).unwrap();
@@ -186,6 +183,9 @@ fn rows_of(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
     .collect()
 }
 
+/// Every row of every table (rowid included, where there is one) and of
+/// every view (but `open_orders.age_s` and `journal_clock`, which follow
+/// the clock), as text.
 fn dump_everything(db: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
     let objects: Vec<(String, String)> = {
         let mut st = db
