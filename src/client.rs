@@ -448,17 +448,7 @@ impl Client {
         // What cannot be a URL or a header value is never sent.
         let not_sent =
             |e: &dyn std::fmt::Display| SendError::NotSent(format!("request failed: {e}"));
-        let url = match self.url(path_and_query) {
-            Some(u) => u,
-            None => {
-                let text = format!("{}{}", self.cfg.base_url, path_and_query);
-                return Err(not_sent(
-                    &reqwest::Url::parse(&text)
-                        .err()
-                        .map_or_else(|| "not a URL".to_string(), |e| e.to_string()),
-                ));
-            }
-        };
+        let url = self.url(path_and_query).map_err(|e| not_sent(&e))?;
         let mut headers = HeaderMap::with_capacity(8);
         let key = match &self.api_key_header {
             Some(v) => v.clone(),
@@ -519,21 +509,22 @@ impl Client {
     }
 
     /// The parsed URL of a path on the exchange, parsed once per path (the
-    /// last few dozen kept); `None` when it does not parse, so that the
-    /// request fails as any unparsable URL does.
-    fn url(&self, path_and_query: &str) -> Option<reqwest::Url> {
+    /// last few dozen kept); the parser's words when it does not parse, so
+    /// that the request fails as any unparsable URL does.
+    fn url(&self, path_and_query: &str) -> Result<reqwest::Url, String> {
         let mut urls = self.urls.lock().expect("lock");
         if let Some(u) = urls.get(path_and_query) {
-            return Some(u.clone());
+            return Ok(u.clone());
         }
-        let u = reqwest::Url::parse(&format!("{}{}", self.cfg.base_url, path_and_query)).ok()?;
+        let u = reqwest::Url::parse(&format!("{}{}", self.cfg.base_url, path_and_query))
+            .map_err(|e| e.to_string())?;
         // Full of one-off paths (an order's status, a page): start again,
         // so that the paths used again and again are kept.
         if urls.len() >= URLS_KEPT {
             urls.clear();
         }
         urls.insert(path_and_query.to_string(), u.clone());
-        Some(u)
+        Ok(u)
     }
 }
 

@@ -82,7 +82,6 @@ impl Transport {
                 reqwest::Client::builder()
                     .connect_timeout(connect_timeout)
                     .pool_max_idle_per_host(idle_per_host)
-                    .user_agent(user_agent.clone())
                     // A redirect would carry the signed headers to another
                     // host and turn a POST into a GET: take a 3xx as an
                     // answer instead.
