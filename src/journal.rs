@@ -2220,6 +2220,40 @@ mod tests {
          INSERT INTO batches (id, file_path, file_sha256, base_url, api_key, created_ms, account_id)
          VALUES ('b', 'f', 'h', 'u', 'k', 1, 1)";
 
+    /// Batch `b` ([`BATCH_B`]) with a pending market order for each id, in
+    /// that order.
+    fn with_pending(j: &Journal, ids: &[&str]) {
+        let rows: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(seq, id)| {
+                format!("('b', '{id}', {seq}, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1)")
+            })
+            .collect();
+        j.conn
+            .execute_batch(&format!(
+                "{BATCH_B};
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
+                 VALUES {};",
+                rows.join(", ")
+            ))
+            .unwrap();
+    }
+
+    /// Order `id` of batch `b` sent, `pending` to `sending`, at 5 ms.
+    fn sending(id: &str) -> StateChange {
+        StateChange {
+            batch_id: "b".into(),
+            order_id: id.into(),
+            at_ms: 5,
+            event: "send",
+            from: Some(OrderState::Pending),
+            to: Some(OrderState::Sending),
+            is_send: true,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
@@ -2332,25 +2366,12 @@ mod tests {
     fn a_state_change_from_the_wrong_state_is_refused_and_others_still_apply() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
-        j.conn
-            .execute_batch(
-                &format!("{BATCH_B};
-                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
-                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1),
-                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1);"),
-            )
-            .unwrap();
+        with_pending(&j, &["x", "y"]);
         let ch = |id: &str, from| {
             Write::State(StateChange {
-                batch_id: "b".into(),
-                order_id: id.into(),
-                at_ms: 5,
-                event: "send",
                 from: Some(from),
-                to: Some(OrderState::Sending),
-                is_send: true,
                 send_deadline_ms: Some(10_005),
-                ..Default::default()
+                ..sending(id)
             })
         };
         let r = j
@@ -2373,27 +2394,13 @@ mod tests {
     fn a_change_by_rowid_checks_the_ids_and_falls_back_to_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(&dir.path().join("j.db")).unwrap();
-        j.conn
-            .execute_batch(
-                &format!("{BATCH_B};
-                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
-                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1),
-                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1);"),
-            )
-            .unwrap();
+        with_pending(&j, &["x", "y"]);
         let placing = j.orders_to_place("b").unwrap();
         let row = |id: &str| placing.iter().find(|o| o.order_id == id).unwrap().row;
         let send = |id: &str, row: i64| {
             Write::State(StateChange {
-                batch_id: "b".into(),
-                order_id: id.into(),
-                at_ms: 5,
-                event: "send",
-                from: Some(OrderState::Pending),
-                to: Some(OrderState::Sending),
-                is_send: true,
                 row: Some(row),
-                ..Default::default()
+                ..sending(id)
             })
         };
         // x by its own rowid; y by x's rowid (x is no longer pending).
@@ -2462,13 +2469,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
         let j = Journal::open(&path).unwrap();
-        j.conn
-            .execute_batch(&format!(
-                "{BATCH_B};
-                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, created_ms, updated_ms)
-                 VALUES ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 1, 1);"
-            ))
-            .unwrap();
+        with_pending(&j, &["x"]);
         let (writer, thread) = JournalWriter::spawn(j);
         let http = |i: i64| {
             Write::Http(HttpRecord {
@@ -2489,16 +2490,7 @@ mod tests {
                 .unwrap();
             writer.write(vec![http(1000)]);
             writer
-                .write_durable(vec![Write::State(StateChange {
-                    batch_id: "b".into(),
-                    order_id: "x".into(),
-                    at_ms: 5,
-                    event: "send",
-                    from: Some(OrderState::Pending),
-                    to: Some(OrderState::Sending),
-                    is_send: true,
-                    ..Default::default()
-                })])
+                .write_durable(vec![Write::State(sending("x"))])
                 .await
                 .unwrap();
             writer.write(vec![http(1001)]);

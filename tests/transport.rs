@@ -13,19 +13,12 @@ use crate::util::{batch_of, Env};
 fn a_proxy_the_environment_names_carries_every_request() {
     let env = Env::new();
     let f = env.write("b.yaml", &batch_of("proxied", 4));
-    let out = env
-        .run(&f)
+    env.run(&f)
         .arg("--yes")
         .env("HQX_BASE_URL", "http://exchange.invalid:1")
         .env("HTTP_PROXY", env.base_url())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .code(0);
     assert_exactly_once(&env, 4);
     assert_eq!(
         env.one::<i64>("SELECT count(*) FROM http_log WHERE method = 'POST' AND status = 200"),
