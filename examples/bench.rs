@@ -232,15 +232,22 @@ fn main() {
         let raw_secs = raw_client(&sb.url, &key, secret.expose(), orders, concurrency);
         let (sb_raw, me_raw) = (sb.cpu() - sb0, cpu_of("self").0 - me0);
 
+        // A new sandbox process (an empty account) keeping its state in
+        // the run's directory `sub`.
+        let fresh_sandbox = |sub: &str| {
+            let fresh = dir.path().join(sub);
+            std::fs::create_dir(&fresh).unwrap();
+            let sb = SandboxProcess::start(&hqx, &fresh, &key, secret.expose());
+            (fresh, sb)
+        };
+
         // 2. hqx run, the whole pipeline: against a new sandbox process
         // (an empty account, as the raw client had), or the same one.
         let sb = if shared {
             sb
         } else {
             drop(sb);
-            let fresh = dir.path().join("hqx-phase");
-            std::fs::create_dir(&fresh).unwrap();
-            SandboxProcess::start(&hqx, &fresh, &key, secret.expose())
+            fresh_sandbox("hqx-phase").1
         };
         let file = dir.path().join("batch.yaml");
         std::fs::write(&file, batch_text("bench", orders)).unwrap();
@@ -248,9 +255,7 @@ fn main() {
         // new sandbox process, first on odd runs: each run gives a pair.
         let other = |sub: &str| {
             against.as_ref().map(|b| {
-                let fresh = dir.path().join(sub);
-                std::fs::create_dir(&fresh).unwrap();
-                let sb = SandboxProcess::start(&hqx, &fresh, &key, secret.expose());
+                let (fresh, sb) = fresh_sandbox(sub);
                 hqx_phase(b, &sb, &fresh, &file, &key, secret.expose(), concurrency)
             })
         };
