@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::client::{field, list_of, ms_of, now_ms, text_of, Client, ExchangeOrder, Method};
 use crate::journal::{
-    HttpRecord, JournalError, JournalWriter, OrderRow, StateChange, TradeRow, Write,
+    HttpRecord, JournalError, JournalWriter, OpenOrder, OrderRow, StateChange, TradeRow, Write,
 };
 use crate::order::{transition, Event, OrderState};
 
@@ -537,23 +537,16 @@ impl Account {
         st
     }
 
-    /// Journal what the exchange reports for placed journal orders whose
+    /// Journal what the exchange reports for open journal orders whose
     /// status or fills changed. Returns the changes made.
     pub async fn apply_statuses(
         &self,
-        orders: &[OrderRow],
+        orders: &[OpenOrder],
         st: &Statuses,
     ) -> Result<Vec<StateChange>, JournalError> {
         let mut changes = Vec::new();
         for o in orders {
-            if o.state != OrderState::Open {
-                continue;
-            }
-            let Some(e) = o
-                .exchange_order_id
-                .as_ref()
-                .and_then(|id| st.orders.get(id))
-            else {
+            let Some(e) = st.orders.get(&o.exchange_order_id) else {
                 continue;
             };
             let to = exchange_state(e);
@@ -562,8 +555,13 @@ impl Account {
             }
             let fills_changed = e.filled_quantity.is_some()
                 && dec(e.filled_quantity.as_deref()) != dec(o.filled_quantity.as_deref());
-            if to != o.state || fills_changed {
-                let mut c = self.change(o, OrderState::Open, Event::StatusReport(to));
+            if to != OrderState::Open || fills_changed {
+                let mut c = self.change_of(
+                    &o.batch_id,
+                    &o.order_id,
+                    OrderState::Open,
+                    Event::StatusReport(to),
+                );
                 fill_from(&mut c, e);
                 c.detail = Some(format!(
                     "exchange reports {} with {} filled",
@@ -649,10 +647,20 @@ impl Account {
         let limit = venue.trades_page_limit.max(1);
         let mut total: Option<u64> = None;
         let mut in_window: HashSet<String> = HashSet::new();
+        // The next page, read while this one was journaled (see below).
+        let mut ahead: Option<Result<Value, String>> = None;
+        // The previous page was full and every trade on it new.
+        let mut all_new = false;
         for page in 1..=self.opts.max_pages {
             let path = trades_path(&venue.paths.my_trades, pair, from, to, limit, page);
-            sync.requests += 1;
-            let v = match self.get_json(&path).await {
+            let got = match ahead.take() {
+                Some(got) => got,
+                None => {
+                    sync.requests += 1;
+                    self.get_json(&path).await
+                }
+            };
+            let v = match got {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(WindowError::Failed(e))),
             };
@@ -679,12 +687,27 @@ impl Account {
             let mut fresh_here = 0;
             if !fresh.is_empty() {
                 let (account, run) = (self.account_id, self.run_id);
-                fresh_here = self
+                let insert = self
                     .journal
-                    .call(move |j| j.insert_trades(account, run, &fresh))
-                    .await??;
+                    .call(move |j| j.insert_trades(account, run, &fresh));
+                // While new trades fill whole pages (a first read, or a
+                // window of many new trades), the next page is read while
+                // this one is journaled: the loop below would ask for it
+                // anyway, unless this page turns out to hold nothing new
+                // (new trades ending exactly at a page boundary), which
+                // costs one request more.
+                if all_new && n == limit as usize && page < self.opts.max_pages {
+                    let next = trades_path(&venue.paths.my_trades, pair, from, to, limit, page + 1);
+                    sync.requests += 1;
+                    let (inserted, got) = tokio::join!(insert, self.get_json(&next));
+                    fresh_here = inserted??;
+                    ahead = Some(got);
+                } else {
+                    fresh_here = insert.await??;
+                }
                 sync.new_trades += fresh_here;
             }
+            all_new = n == limit as usize && fresh_here == n;
             let page_total = v.get("total").and_then(Value::as_u64);
             if let (Some(t), Some(to), 0) = (page_total, to, fresh_here) {
                 // A page with nothing new, and the journal holds as many
@@ -694,10 +717,12 @@ impl Account {
                 // same trades: the pages below hold nothing new. A
                 // reconcile with nothing new costs one request, not the
                 // whole overlap again; new trades cost the pages that hold
-                // them, plus one. (A trade stamped inside the window that
-                // the exchange lists only after this page, like one that
-                // comes after the last page, is read by the next
-                // reconcile: it re-reads the overlap.)
+                // them, plus one (plus two when they end exactly at a page
+                // boundary: the page after was already read ahead). (A
+                // trade stamped inside the window that the exchange lists
+                // only after this page, like one that comes after the last
+                // page, is read by the next reconcile: it re-reads the
+                // overlap.)
                 let (account, pair) = (self.account_id, pair.map(str::to_string));
                 let held = self
                     .journal

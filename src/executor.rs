@@ -258,8 +258,10 @@ impl Executor {
         if !interrupted && !self.auth_failed.load(Ordering::SeqCst) {
             // The open orders' statuses and the trade history are read
             // side by side: neither reads what the other writes, and each
-            // waits on the exchange while the other parses a page.
-            let (refreshed, sync) = tokio::join!(self.refresh_open(), self.acct.sync_trades());
+            // waits on the exchange while the other parses a page. The
+            // trades go first: theirs is the longer chain of pages, each
+            // journaled before the next is asked for.
+            let (sync, refreshed) = tokio::join!(self.acct.sync_trades(), self.refresh_open());
             refreshed?;
             let sync = sync?;
             if let Some(why) = sync.incomplete {
@@ -638,16 +640,13 @@ impl Executor {
 
     /// Bring the batch's `open` orders up to date.
     async fn refresh_open(&self) -> Result<(), JournalError> {
-        let open: Vec<OrderRow> = self
-            .orders_in(OrderState::Open)
-            .await?
-            .into_iter()
-            .filter(|o| o.exchange_order_id.is_some())
-            .collect();
-        let ids: Vec<String> = open
-            .iter()
-            .filter_map(|o| o.exchange_order_id.clone())
-            .collect();
+        let id = self.batch.id.clone();
+        let open = self
+            .acct
+            .journal()
+            .call(move |j| j.open_orders(&id))
+            .await??;
+        let ids: Vec<String> = open.iter().map(|o| o.exchange_order_id.clone()).collect();
         // Only their status: journal orders keep no exchange text.
         let st = self.acct.order_statuses(&ids, false).await;
         if let Some((id, why)) = st.unreadable.first() {

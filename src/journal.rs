@@ -165,6 +165,33 @@ pub struct ReportRow {
     pub last_error: Option<String>,
 }
 
+/// A placed order whose status a run or a reconcile refreshes: only what
+/// comparing it with the exchange's answer needs (not the whole row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrder {
+    /// Batch id.
+    pub batch_id: String,
+    /// Order id within the batch.
+    pub order_id: String,
+    /// The exchange's id.
+    pub exchange_order_id: String,
+    /// Filled quantity as last reported.
+    pub filled_quantity: Option<String>,
+}
+
+impl OpenOrder {
+    /// The order of `row`, if it is `open` with an exchange id.
+    pub fn of(row: &OrderRow) -> Option<OpenOrder> {
+        (row.state == OrderState::Open).then_some(())?;
+        Some(OpenOrder {
+            batch_id: row.batch_id.clone(),
+            order_id: row.order_id.clone(),
+            exchange_order_id: row.exchange_order_id.clone()?,
+            filled_quantity: row.filled_quantity.clone(),
+        })
+    }
+}
+
 /// How registering a batch went.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Registration {
@@ -820,6 +847,35 @@ impl Journal {
     /// The orders of a batch in one state, in file order.
     pub fn orders_in(&self, batch_id: &str, state: OrderState) -> Result<Vec<OrderRow>> {
         order_rows_in(&self.conn, &self.path, batch_id, state)
+    }
+
+    /// The batch's `open` orders that have an exchange id, in file order,
+    /// with only what a refresh compares ([`OpenOrder`]): a run reads them
+    /// all at its end.
+    pub fn open_orders(&self, batch_id: &str) -> Result<Vec<OpenOrder>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, order_id, exchange_order_id, filled_quantity FROM orders
+                 WHERE batch_id = ?1 AND state = 'open' AND exchange_order_id IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([batch_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    OpenOrder {
+                        batch_id: batch_id.to_string(),
+                        order_id: r.get(1)?,
+                        exchange_order_id: r.get(2)?,
+                        filled_quantity: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(by_seq(rows))
     }
 
     /// Every exchange order id of the account adopted by a journal order.
@@ -2555,6 +2611,36 @@ mod tests {
         assert_eq!(ids, ["x", "y", "z"]);
         assert_eq!(narrow[0].exchange_order_id.as_deref(), Some("E1"));
         assert_eq!(narrow[2].last_error.as_deref(), Some("HTTP 400: no"));
+    }
+
+    #[test]
+    fn open_orders_are_whole_rows_narrowed_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db")).unwrap();
+        j.conn
+            .execute_batch(
+                &format!("{BATCH_B};
+                 INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, attempts, exchange_order_id, filled_quantity, created_ms, updated_ms)
+                 VALUES ('b', 'z', 3, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E3', '0.5', 1, 1),
+                        ('b', 'a', 2, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'filled', 1, 'E2', '1', 1, 1),
+                        ('b', 'y', 0, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E0', NULL, 1, 1),
+                        ('b', 'x', 1, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'sending', 1, NULL, NULL, 1, 1);"),
+            )
+            .unwrap();
+        let whole: Vec<OpenOrder> = j
+            .orders("b")
+            .unwrap()
+            .iter()
+            .filter_map(OpenOrder::of)
+            .collect();
+        let narrow = j.open_orders("b").unwrap();
+        assert_eq!(narrow, whole);
+        let ids: Vec<(&str, &str)> = narrow
+            .iter()
+            .map(|o| (o.order_id.as_str(), o.exchange_order_id.as_str()))
+            .collect();
+        assert_eq!(ids, [("y", "E0"), ("z", "E3")]);
+        assert_eq!(narrow[1].filled_quantity.as_deref(), Some("0.5"));
     }
 
     #[test]

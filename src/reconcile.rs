@@ -38,7 +38,8 @@ use crate::account::{client_order_id, dec, fingerprint_matches, Account};
 use crate::client::{field, list_of, now_ms, text_of, ExchangeOrder};
 use crate::executor::exit;
 use crate::journal::{
-    BalanceRow, Finding, FindingRow, JournalError, OrderRow, Snapshot, StateChange, TradeRow, Write,
+    BalanceRow, Finding, FindingRow, JournalError, OpenOrder, OrderRow, Snapshot, StateChange,
+    TradeRow, Write,
 };
 use crate::order::{Event, OrderState};
 
@@ -213,21 +214,18 @@ impl Reconcile {
         }
 
         // 2. Statuses of open orders: the journal's and the external ones.
-        let open: Vec<OrderRow> = self
+        let open: Vec<OpenOrder> = self
             .orders_of(&self.batches)
             .await?
-            .into_iter()
-            .filter(|o| o.state == OrderState::Open && o.exchange_order_id.is_some())
+            .iter()
+            .filter_map(OpenOrder::of)
             .collect();
         let external_open = self
             .acct
             .journal()
             .call(move |j| j.external_open(account))
             .await??;
-        let mut ids: Vec<String> = open
-            .iter()
-            .filter_map(|o| o.exchange_order_id.clone())
-            .collect();
+        let mut ids: Vec<String> = open.iter().map(|o| o.exchange_order_id.clone()).collect();
         ids.extend(external_open.iter().cloned());
         // With their text: an external order's is journaled.
         let statuses = self.acct.order_statuses(&ids, true).await;

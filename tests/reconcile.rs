@@ -548,6 +548,13 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
              AND run_id = (SELECT max(id) FROM runs WHERE command = 'reconcile')",
         )
     };
+    // The run's read, all new: three pages, the third read while the
+    // second was journaled, and not one more.
+    let run_reads: i64 = env.one(
+        "SELECT count(*) FROM http_log WHERE path LIKE '%/trades/my%'
+         AND run_id = (SELECT max(id) FROM runs WHERE command = 'run')",
+    );
+    assert_eq!(run_reads, 3);
     assert_eq!(reco(&env).code, 0);
     let quiet = reco(&env);
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
