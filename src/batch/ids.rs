@@ -2,6 +2,7 @@
 //! is checked (present, well formed, unique in its list), and the
 //! `orders[1] (buy-1)` labels errors are filed under.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::tree::MappingNode;
@@ -12,7 +13,7 @@ impl Check<'_> {
     /// An id field: checked against the id rule.
     pub(super) fn id<'a>(
         &mut self,
-        at: &str,
+        at: &(impl Label + ?Sized),
         f: Field<'a>,
         example: &str,
     ) -> Option<(&'a str, Pos)> {
@@ -20,7 +21,7 @@ impl Check<'_> {
         if valid_id(s.text) {
             Some((s.text, s.pos))
         } else {
-            self.err(s.pos, at, id_rule_message(s.text));
+            self.err(s.pos, &at.text(), id_rule_message(s.text));
             None
         }
     }
@@ -36,10 +37,10 @@ impl Check<'_> {
         seen: &mut HashMap<&'a str, (usize, Pos)>,
         kind: &IdKind,
     ) -> Option<&'a str> {
-        let at = dotted(label, "id");
+        let at = Dotted(label, "id");
         let Some(f) = fields.get("id") else {
             if !fields.misspelt("id") {
-                self.err(pos, &at, kind.missing.into());
+                self.err(pos, &at.text(), kind.missing.into());
             }
             return None;
         };
@@ -49,7 +50,7 @@ impl Check<'_> {
             let first = item_label(kind.list, first, Some(id));
             self.err(
                 id_pos,
-                &at,
+                &at.text(),
                 format!(
                     "{} id `{id}` is already used by {first} at line {}; {}: rename one of them",
                     kind.noun, first_pos.line, kind.rule
@@ -128,10 +129,38 @@ pub(super) fn item_label(list: &str, i: usize, id: Option<&str>) -> String {
 }
 
 /// `label.name`: a field of an item.
-pub(super) fn dotted(label: &str, name: &str) -> String {
+fn dotted(label: &str, name: &str) -> String {
     let mut s = String::with_capacity(label.len() + 1 + name.len());
     s.push_str(label);
     s.push('.');
     s.push_str(name);
     s
+}
+
+/// What an error is filed under (`orders[1] (buy-1).price`), as the checks
+/// pass it along: the text is made only when there is an error to file,
+/// not for each field of each order.
+pub(crate) trait Label {
+    fn text(&self) -> Cow<'_, str>;
+}
+
+impl Label for str {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl Label for String {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+/// [`dotted`], made when needed.
+pub(crate) struct Dotted<'a>(pub(crate) &'a str, pub(crate) &'a str);
+
+impl Label for Dotted<'_> {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Owned(dotted(self.0, self.1))
+    }
 }

@@ -68,7 +68,7 @@ mod tree;
 mod yaml;
 
 pub use cancels::{CancelSpec, CancelTarget};
-use ids::{dotted, item_label, peek_id, valid_id, IdKind};
+use ids::{item_label, peek_id, valid_id, Dotted, IdKind, Label};
 use orders::{Defaults, Preset};
 use suggest::unknown_key;
 pub(crate) use tree::{MappingNode, Node};

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use super::tree::Node;
 
 use super::{
-    dotted, is_null, item_label, node_pos, peek_id, Check, Field, Fields, IdKind, OrderMarks,
-    OrderSpec, Pos, Scalar, MAX_ORDERS,
+    is_null, item_label, node_pos, peek_id, Check, Dotted, Field, Fields, IdKind, Label,
+    OrderMarks, OrderSpec, Pos, Scalar, MAX_ORDERS,
 };
 use crate::model::{Amount, OrderIntent, OrderType, Pair, Side};
 
@@ -139,7 +139,7 @@ impl Check<'_> {
             return None;
         };
         let label = item_label("orders", i, peek_id(map));
-        let at = |name: &str| dotted(&label, name);
+        let at = |name| Dotted(&label, name);
         let fields = self.fields(map, ORDER_KEYS, &label, "an order");
 
         let id = self.unique_id(&fields, i, pos, &label, seen, &ORDER_ID);
@@ -153,7 +153,7 @@ impl Check<'_> {
             None => {
                 self.err(
                     pos,
-                    &at("quantity"),
+                    &at("quantity").text(),
                     "missing `quantity`; add the amount of the base asset, like `quantity: \"2\"`"
                         .into(),
                 );
@@ -172,7 +172,7 @@ impl Check<'_> {
                 };
                 self.err(
                     f.key_pos(),
-                    &at("price"),
+                    &at("price").text(),
                     format!("a market order{whence} must not have a price; remove `price` or set `type: limit`"),
                 );
                 None
@@ -186,7 +186,7 @@ impl Check<'_> {
                 };
                 self.err(
                     pos,
-                    &at("price"),
+                    &at("price").text(),
                     format!("a limit order{whence} needs a price; add one in the quote currency, like `price: \"24321.00\"`, or set `type: market`"),
                 );
                 None
@@ -229,7 +229,7 @@ impl Check<'_> {
         label: &str,
         example: &str,
     ) -> Option<(T, bool)> {
-        let at = dotted(label, name);
+        let at = Dotted(label, name);
         match (fields.get(name), preset) {
             (Some(f), _) => self.value(&at, f, example).map(|v| (v, false)),
             (None, Preset::Set(v)) => Some((v.clone(), true)),
@@ -238,7 +238,7 @@ impl Check<'_> {
             (None, Preset::Unset) => {
                 self.err(
                     pos,
-                    &at,
+                    &at.text(),
                     format!("missing `{name}`; add `{name}: {example}` to this order, or set it for all orders under `defaults`"),
                 );
                 None

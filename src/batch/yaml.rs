@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::tree::{self, MappingNode, Mark, Node, Refusal, ScalarNode};
 
-use super::{item_label, unknown_key, valid_id, BatchError, BatchErrors};
+use super::{item_label, unknown_key, valid_id, BatchError, BatchErrors, Label};
 
 /// Longest scalar text read for any field: every valid value is far shorter,
 /// and this keeps error messages (which quote the text) short.
@@ -317,7 +317,7 @@ impl<'p> Check<'p> {
     /// are reported.
     pub(crate) fn scalar<'a>(
         &mut self,
-        at: &str,
+        at: &(impl Label + ?Sized),
         f: Field<'a>,
         example: &str,
     ) -> Option<Scalar<'a>> {
@@ -327,7 +327,7 @@ impl<'p> Check<'p> {
                 let name = shown(f.name());
                 self.err(
                     pos,
-                    at,
+                    &at.text(),
                     format!(
                         "`{name}` has no value; write one, like `{name}: {example}`, or delete the line"
                     ),
@@ -342,7 +342,7 @@ impl<'p> Check<'p> {
                 let name = shown(f.name());
                 self.err(
                     pos,
-                    at,
+                    &at.text(),
                     format!(
                         "`{name}` is {} characters long; it takes a short value like `{name}: {example}`",
                         s.as_str().chars().count()
@@ -363,7 +363,7 @@ impl<'p> Check<'p> {
         let name = shown(f.name());
         self.err(
             pos,
-            at,
+            &at.text(),
             format!(
                 "`{name}` must be a single value, not {shape}; write it like `{name}: {example}`"
             ),
@@ -374,7 +374,7 @@ impl<'p> Check<'p> {
     /// A scalar field parsed with `T::from_str`, whose message is reported.
     pub(crate) fn value<T: FromStr<Err = String>>(
         &mut self,
-        at: &str,
+        at: &(impl Label + ?Sized),
         f: Field<'_>,
         example: &str,
     ) -> Option<T> {
@@ -382,7 +382,7 @@ impl<'p> Check<'p> {
         match s.text.parse() {
             Ok(v) => Some(v),
             Err(message) => {
-                self.err(s.pos, at, message);
+                self.err(s.pos, &at.text(), message);
                 None
             }
         }
