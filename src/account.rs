@@ -647,10 +647,18 @@ impl Account {
         let limit = venue.trades_page_limit.max(1);
         let mut total: Option<u64> = None;
         let mut in_window: HashSet<String> = HashSet::new();
+        // How many trades of the window the journal holds: counted, plus
+        // the new ones this read journaled since (no more than it holds:
+        // every one of them came from the window's pages). `None` until
+        // counted.
+        let mut held: Option<u64> = None;
+        let count = |to: i64| {
+            let (account, pair) = (self.account_id, pair.map(str::to_string));
+            self.journal
+                .call(move |j| j.count_trades(account, pair.as_deref(), from, to))
+        };
         // The next page, read while this one was journaled (see below).
         let mut ahead: Option<Result<Value, String>> = None;
-        // The previous page was full and every trade on it new.
-        let mut all_new = false;
         for page in 1..=self.opts.max_pages {
             let path = trades_path(&venue.paths.my_trades, pair, from, to, limit, page);
             let got = match ahead.take() {
@@ -684,19 +692,32 @@ impl Account {
                 .into_iter()
                 .filter(|r| seen.insert(r.trade_id.clone()))
                 .collect();
+            let page_total = v.get("total").and_then(Value::as_u64);
+            // The exchange's count of the window's trades, and the window's
+            // end, with which the journal's count can end the read (below).
+            let countable = page_total.zip(to);
+            let mut counted_here = false;
             let mut fresh_here = 0;
             if !fresh.is_empty() {
+                let more = n == limit as usize && page < self.opts.max_pages;
+                if let (true, Some((_, to)), None) = (more, countable, held) {
+                    held = Some(count(to).await??);
+                    counted_here = true;
+                }
+                // The next page is read while this one is journaled when
+                // the loop would ask for it anyway: even if every trade
+                // here is new, the journal will not hold the exchange's
+                // total for the window yet. (Only another process
+                // journaling the same trades meanwhile can make that
+                // request one too many.)
+                let read_ahead = more
+                    && matches!((held, page_total), (Some(h), Some(t)) if h + (fresh.len() as u64) < t);
+                let fresh_count = fresh.len();
                 let (account, run) = (self.account_id, self.run_id);
                 let insert = self
                     .journal
                     .call(move |j| j.insert_trades(account, run, &fresh));
-                // While new trades fill whole pages (a first read, or a
-                // window of many new trades), the next page is read while
-                // this one is journaled: the loop below would ask for it
-                // anyway, unless this page turns out to hold nothing new
-                // (new trades ending exactly at a page boundary), which
-                // costs one request more.
-                if all_new && n == limit as usize && page < self.opts.max_pages {
+                if read_ahead {
                     let next = trades_path(&venue.paths.my_trades, pair, from, to, limit, page + 1);
                     sync.requests += 1;
                     let (inserted, got) = tokio::join!(insert, self.get_json(&next));
@@ -705,31 +726,35 @@ impl Account {
                 } else {
                     fresh_here = insert.await??;
                 }
+                debug_assert!(fresh_here <= fresh_count);
                 sync.new_trades += fresh_here;
+                if let Some(h) = held.as_mut() {
+                    *h += fresh_here as u64;
+                }
             }
-            all_new = n == limit as usize && fresh_here == n;
-            let page_total = v.get("total").and_then(Value::as_u64);
-            if let (Some(t), Some(to), 0) = (page_total, to, fresh_here) {
-                // A page with nothing new, and the journal holds as many
-                // trades of this window as the exchange said it had when it
-                // answered the page. Every journaled trade came from the
-                // exchange, which never takes one back, so they are the
-                // same trades: the pages below hold nothing new. A
-                // reconcile with nothing new costs one request, not the
-                // whole overlap again; new trades cost the pages that hold
-                // them, plus one (plus two when they end exactly at a page
-                // boundary: the page after was already read ahead). (A
-                // trade stamped inside the window that the exchange lists
-                // only after this page, like one that comes after the last
-                // page, is read by the next reconcile: it re-reads the
-                // overlap.)
-                let (account, pair) = (self.account_id, pair.map(str::to_string));
-                let held = self
-                    .journal
-                    .call(move |j| j.count_trades(account, pair.as_deref(), from, to))
-                    .await??;
-                if held == t {
-                    return Ok(Ok(()));
+            if let Some((t, to)) = countable {
+                // The journal may hold as many trades of this window as the
+                // exchange said it had when it answered the page: this
+                // page held nothing new, or the new ones made up the count.
+                // Every journaled trade came from the exchange, which never
+                // takes one back, so if the count (taken again, unless it
+                // was taken for this very page and nothing was added) is
+                // the same, they are the same trades: the pages below hold
+                // nothing new. A reconcile with nothing new costs one
+                // request, not the whole overlap again; new trades cost the
+                // pages that hold them. (A trade stamped inside the window
+                // that the exchange lists only after this page, like one
+                // that comes after the last page, is read by the next
+                // reconcile: it re-reads the overlap.)
+                if fresh_here == 0 || held.is_some_and(|h| h >= t) {
+                    let h = match held {
+                        Some(h) if counted_here && fresh_here == 0 => h,
+                        _ => count(to).await??,
+                    };
+                    held = Some(h);
+                    if h == t {
+                        return Ok(Ok(()));
+                    }
                 }
             }
             if let Some(t) = page_total {

@@ -548,8 +548,8 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
              AND run_id = (SELECT max(id) FROM runs WHERE command = 'reconcile')",
         )
     };
-    // The run's read, all new: three pages, the third read while the
-    // second was journaled, and not one more.
+    // The run's read, all new: three pages, each after the first read
+    // while the one before was journaled, and not one more.
     let run_reads: i64 = env.one(
         "SELECT count(*) FROM http_log WHERE path LIKE '%/trades/my%'
          AND run_id = (SELECT max(id) FROM runs WHERE command = 'run')",
@@ -561,8 +561,9 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
     assert_eq!(quiet.summary()["synced_trades"], 0);
     assert_eq!(trade_requests(&env), 1);
     assert_eq!(quiet.summary()["trade_requests"], 1);
-    // Three new trades: the two pages that hold them and one more to see
-    // that the rest is known; each journaled once.
+    // Three new trades: the two pages that hold them, and no third page:
+    // the journal then holds as many trades of the window as the exchange
+    // counts. Each journaled once.
     let rest = place_outside(
         &env,
         r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.3","price":"20000"}"#,
@@ -577,10 +578,30 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
     }
     let moved = reco(&env);
     assert_eq!(moved.summary()["synced_trades"], 3, "{}", moved.stderr);
-    assert_eq!(trade_requests(&env), 3);
+    assert_eq!(trade_requests(&env), 2);
     let (exchange, journal) = trade_sets(&env);
     assert_eq!(exchange, journal);
     assert_eq!(exchange.len(), 5 + 3);
+    // Four new trades end exactly at a page boundary: still only the two
+    // pages that hold them.
+    let rest = place_outside(
+        &env,
+        r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.4","price":"20000"}"#,
+    );
+    for _ in 0..4 {
+        env.sandbox()
+            .control(Control::Fill {
+                order_id: rest.clone(),
+                quantity: Some("0.1".into()),
+            })
+            .unwrap();
+    }
+    let moved = reco(&env);
+    assert_eq!(moved.summary()["synced_trades"], 4, "{}", moved.stderr);
+    assert_eq!(trade_requests(&env), 2);
+    let (exchange, journal) = trade_sets(&env);
+    assert_eq!(exchange, journal);
+    assert_eq!(exchange.len(), 5 + 3 + 4);
 }
 
 #[test]
