@@ -259,8 +259,8 @@ impl Executor {
             // The open orders' statuses and the trade history are read
             // side by side: neither reads what the other writes, and each
             // waits on the exchange while the other parses a page. The
-            // trades go first: theirs is the longer chain of pages, each
-            // journaled before the next is asked for.
+            // trades go first: theirs is the longer chain of pages, and
+            // every page of it is journaled.
             let (sync, refreshed) = tokio::join!(self.acct.sync_trades(), self.refresh_open());
             refreshed?;
             let sync = sync?;

@@ -182,7 +182,9 @@ pub struct OpenOrder {
 impl OpenOrder {
     /// The order of `row`, if it is `open` with an exchange id.
     pub fn of(row: &OrderRow) -> Option<OpenOrder> {
-        (row.state == OrderState::Open).then_some(())?;
+        if row.state != OrderState::Open {
+            return None;
+        }
         Some(OpenOrder {
             batch_id: row.batch_id.clone(),
             order_id: row.order_id.clone(),
@@ -2624,7 +2626,8 @@ mod tests {
                  VALUES ('b', 'z', 3, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E3', '0.5', 1, 1),
                         ('b', 'a', 2, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'filled', 1, 'E2', '1', 1, 1),
                         ('b', 'y', 0, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E0', NULL, 1, 1),
-                        ('b', 'x', 1, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'sending', 1, NULL, NULL, 1, 1);"),
+                        ('b', 'x', 1, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'sending', 1, NULL, NULL, 1, 1),
+                        ('b', 'w', 4, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, NULL, NULL, 1, 1);"),
             )
             .unwrap();
         let whole: Vec<OpenOrder> = j
