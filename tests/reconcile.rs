@@ -561,21 +561,27 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
     assert_eq!(quiet.summary()["synced_trades"], 0);
     assert_eq!(trade_requests(&env), 1);
     assert_eq!(quiet.summary()["trade_requests"], 1);
+    // `n` new trades: an order placed outside hqx, filled 0.1 at a time.
+    let new_trades = |n: usize| {
+        let rest = place_outside(
+            &env,
+            &format!(
+                r#"{{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.{n}","price":"20000"}}"#
+            ),
+        );
+        for _ in 0..n {
+            env.sandbox()
+                .control(Control::Fill {
+                    order_id: rest.clone(),
+                    quantity: Some("0.1".into()),
+                })
+                .unwrap();
+        }
+    };
     // Three new trades: the two pages that hold them, and no third page:
     // the journal then holds as many trades of the window as the exchange
     // counts. Each journaled once.
-    let rest = place_outside(
-        &env,
-        r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.3","price":"20000"}"#,
-    );
-    for _ in 0..3 {
-        env.sandbox()
-            .control(Control::Fill {
-                order_id: rest.clone(),
-                quantity: Some("0.1".into()),
-            })
-            .unwrap();
-    }
+    new_trades(3);
     let moved = reco(&env);
     assert_eq!(moved.summary()["synced_trades"], 3, "{}", moved.stderr);
     assert_eq!(trade_requests(&env), 2);
@@ -584,18 +590,7 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
     assert_eq!(exchange.len(), 5 + 3);
     // Four new trades end exactly at a page boundary: still only the two
     // pages that hold them.
-    let rest = place_outside(
-        &env,
-        r#"{"pair":"BTC-USDC","type":"limit","side":"buy","quantity":"0.4","price":"20000"}"#,
-    );
-    for _ in 0..4 {
-        env.sandbox()
-            .control(Control::Fill {
-                order_id: rest.clone(),
-                quantity: Some("0.1".into()),
-            })
-            .unwrap();
-    }
+    new_trades(4);
     let moved = reco(&env);
     assert_eq!(moved.summary()["synced_trades"], 4, "{}", moved.stderr);
     assert_eq!(trade_requests(&env), 2);
