@@ -595,12 +595,11 @@ impl Account {
             .journal
             .call(move |j| j.cursor(account, "trades", ""))
             .await??;
-        // The window ends a millisecond before now: a trade made after this
-        // point (once the pages are being read) is stamped after the
-        // window, so "everything up to the cursor was read" holds even for
-        // the trade made in this very millisecond. (A trade stamped earlier
-        // that the exchange lists late is read again by the overlap.)
-        let to = now_ms() - 1;
+        // "Everything up to the cursor was read" must hold even for a trade
+        // made in the window's last millisecond (see `window_end`). (A
+        // trade stamped earlier that the exchange lists late is read again
+        // by the overlap.)
+        let to = window_end().await;
         let from = cursor.map(|c| c - self.opts.trades_overlap_ms);
         let mut sync = TradeSync {
             window: (from, to),
@@ -852,6 +851,20 @@ fn trades_path(
     format!("{base}?{}", q.join("&"))
 }
 
+/// The end of a trade window read from now on: the current millisecond,
+/// once it has passed. A trade stamped up to it was made before the pages
+/// are asked for, so they list it; a trade made later is stamped after it,
+/// for the next read. (The end was `now - 1`, taken at once: a trade made
+/// earlier in the same millisecond, such as the fill of an order a run had
+/// just placed, was left for the next read.)
+async fn window_end() -> i64 {
+    let t = now_ms();
+    while now_ms() <= t {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    t
+}
+
 /// A trade as the exchange reports it, read leniently.
 pub fn trade_row(v: &Value) -> Option<TradeRow> {
     Some(TradeRow {
@@ -938,6 +951,19 @@ pub fn backoff(try_no: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A window asked for now takes in this very millisecond (trades made
+    /// in it are listed by the time the pages are read), and only once it
+    /// has passed.
+    #[tokio::test]
+    async fn a_trade_window_ends_no_earlier_than_it_was_asked_for() {
+        for _ in 0..20 {
+            let asked = now_ms();
+            let to = window_end().await;
+            assert!(to >= asked, "{to} < {asked}");
+            assert!(now_ms() > to);
+        }
+    }
 
     fn row(kind: &str, price: Option<&str>) -> OrderRow {
         OrderRow {
