@@ -772,32 +772,39 @@ impl Journal {
     /// Every order of a batch, in file order, with only what a run report
     /// shows ([`ReportRow`]).
     pub fn report_rows(&self, batch_id: &str) -> Result<Vec<ReportRow>> {
-        let path = &self.path;
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, order_id, state, attempts, exchange_order_id,
-                        filled_quantity, last_error
-                 FROM orders WHERE batch_id = ?1",
-            )
-            .map_err(|e| sqlite_err(path, e))?;
+        self.batch_rows_by_seq(
+            "SELECT seq, order_id, state, attempts, exchange_order_id,
+                    filled_quantity, last_error
+             FROM orders WHERE batch_id = ?1",
+            batch_id,
+            |r| {
+                Ok(ReportRow {
+                    order_id: r.get(1)?,
+                    state: parsed(r.get(2)?, 2)?,
+                    attempts: r.get(3)?,
+                    exchange_order_id: r.get(4)?,
+                    filled_quantity: r.get(5)?,
+                    last_error: r.get(6)?,
+                })
+            },
+        )
+    }
+
+    /// The rows `sql` selects for a batch (its `?1`), in file order
+    /// ([`by_seq`]): the first column is the order's `seq`, and `row`
+    /// reads the rest.
+    fn batch_rows_by_seq<T>(
+        &self,
+        sql: &str,
+        batch_id: &str,
+        mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([batch_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    ReportRow {
-                        order_id: r.get(1)?,
-                        state: parsed(r.get(2)?, 2)?,
-                        attempts: r.get(3)?,
-                        exchange_order_id: r.get(4)?,
-                        filled_quantity: r.get(5)?,
-                        last_error: r.get(6)?,
-                    },
-                ))
-            })
-            .map_err(|e| sqlite_err(path, e))?
+            .query_map([batch_id], |r| Ok((r.get::<_, i64>(0)?, row(r)?)))
+            .map_err(|e| self.err(e))?
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| sqlite_err(path, e))?;
+            .map_err(|e| self.err(e))?;
         Ok(by_seq(rows))
     }
 
@@ -819,31 +826,20 @@ impl Journal {
     /// The batch's `pending` orders, in file order, with only what placing
     /// one needs (not whole rows: a run places every order of its batch).
     pub fn orders_to_place(&self, batch_id: &str) -> Result<Vec<ToPlace>> {
-        let path = &self.path;
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, order_id, body, attempts, rowid FROM orders
-                 WHERE batch_id = ?1 AND state = 'pending'",
-            )
-            .map_err(|e| sqlite_err(path, e))?;
-        let rows = st
-            .query_map([batch_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    ToPlace {
-                        batch_id: batch_id.to_string(),
-                        order_id: r.get(1)?,
-                        body: r.get(2)?,
-                        attempts: r.get(3)?,
-                        row: r.get(4)?,
-                    },
-                ))
-            })
-            .map_err(|e| sqlite_err(path, e))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| sqlite_err(path, e))?;
-        Ok(by_seq(rows))
+        self.batch_rows_by_seq(
+            "SELECT seq, order_id, body, attempts, rowid FROM orders
+             WHERE batch_id = ?1 AND state = 'pending'",
+            batch_id,
+            |r| {
+                Ok(ToPlace {
+                    batch_id: batch_id.to_string(),
+                    order_id: r.get(1)?,
+                    body: r.get(2)?,
+                    attempts: r.get(3)?,
+                    row: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// The orders of a batch in one state, in file order.
@@ -855,29 +851,19 @@ impl Journal {
     /// with only what a refresh compares ([`OpenOrder`]): a run reads them
     /// all at its end.
     pub fn open_orders(&self, batch_id: &str) -> Result<Vec<OpenOrder>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, order_id, exchange_order_id, filled_quantity FROM orders
-                 WHERE batch_id = ?1 AND state = 'open' AND exchange_order_id IS NOT NULL",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([batch_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    OpenOrder {
-                        batch_id: batch_id.to_string(),
-                        order_id: r.get(1)?,
-                        exchange_order_id: r.get(2)?,
-                        filled_quantity: r.get(3)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        Ok(by_seq(rows))
+        self.batch_rows_by_seq(
+            "SELECT seq, order_id, exchange_order_id, filled_quantity FROM orders
+             WHERE batch_id = ?1 AND state = 'open' AND exchange_order_id IS NOT NULL",
+            batch_id,
+            |r| {
+                Ok(OpenOrder {
+                    batch_id: batch_id.to_string(),
+                    order_id: r.get(1)?,
+                    exchange_order_id: r.get(2)?,
+                    filled_quantity: r.get(3)?,
+                })
+            },
+        )
     }
 
     /// Every exchange order id of the account adopted by a journal order.
