@@ -31,7 +31,9 @@ use crate::account::{backoff, exchange_state, fill_from, Account};
 pub use crate::account::{client_order_id, fingerprint_matches, Stop};
 use crate::batch::{Batch, QueryKind, QuerySpec};
 use crate::client::{list_of, now_ms, ExchangeOrder, Method, Reply, SendError, AHEAD_PER_SLOT};
-use crate::journal::{JournalError, OrderRow, QueryResult, ReportRow, StateChange, ToPlace, Write};
+use crate::journal::{
+    Journal, JournalError, OrderRow, QueryResult, ReportRow, StateChange, ToPlace, Write,
+};
 use crate::order::{Event, OrderState};
 
 /// Exit codes, documented in the README.
@@ -181,22 +183,23 @@ impl Executor {
         }
     }
 
+    /// `read` of this batch (given its id), on the journal's thread.
+    async fn read_batch<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Journal, &str) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let id = self.batch.id.clone();
+        self.acct.journal().call(move |j| read(j, &id)).await?
+    }
+
     /// Every order of the batch, in file order, as much as a report shows.
     async fn orders(&self) -> Result<Vec<ReportRow>, JournalError> {
-        let id = self.batch.id.clone();
-        self.acct
-            .journal()
-            .call(move |j| j.report_rows(&id))
-            .await?
+        self.read_batch(|j, id| j.report_rows(id)).await
     }
 
     /// The batch's orders in one state (a large batch has few of them).
     async fn orders_in(&self, state: OrderState) -> Result<Vec<OrderRow>, JournalError> {
-        let id = self.batch.id.clone();
-        self.acct
-            .journal()
-            .call(move |j| j.orders_in(&id, state))
-            .await?
+        self.read_batch(move |j, id| j.orders_in(id, state)).await
     }
 
     /// Run the batch to the end and report.
@@ -322,12 +325,7 @@ impl Executor {
     /// Place every pending order, bounded by the client's concurrency and
     /// rate. Returns how many placement requests were sent.
     async fn place_pending(&self) -> Result<usize, JournalError> {
-        let id = self.batch.id.clone();
-        let pending = self
-            .acct
-            .journal()
-            .call(move |j| j.orders_to_place(&id))
-            .await??;
+        let pending = self.read_batch(|j, id| j.orders_to_place(id)).await?;
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // No more orders under way at once than can be marked ahead or be
         // in flight, plus as many again waiting their turn: a task per
@@ -640,12 +638,7 @@ impl Executor {
 
     /// Bring the batch's `open` orders up to date.
     async fn refresh_open(&self) -> Result<(), JournalError> {
-        let id = self.batch.id.clone();
-        let open = self
-            .acct
-            .journal()
-            .call(move |j| j.open_orders(&id))
-            .await??;
+        let open = self.read_batch(|j, id| j.open_orders(id)).await?;
         let ids: Vec<String> = open.iter().map(|o| o.exchange_order_id.clone()).collect();
         // Only their status: journal orders keep no exchange text.
         let st = self.acct.order_statuses(&ids, false).await;
