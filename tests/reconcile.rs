@@ -561,8 +561,12 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
     assert_eq!(quiet.summary()["synced_trades"], 0);
     assert_eq!(trade_requests(&env), 1);
     assert_eq!(quiet.summary()["trade_requests"], 1);
-    // `n` new trades: an order placed outside hqx, filled 0.1 at a time.
-    let new_trades = |n: usize| {
+    // `n` new trades (an order placed outside hqx, filled 0.1 at a time),
+    // then a reconcile: it journals each once and reads only the two pages
+    // that hold them, no third page: the journal then holds as many trades
+    // of the window as the exchange counts. Returns how many trades the
+    // exchange and the journal both hold.
+    let sync_new_trades = |n: usize| -> usize {
         let rest = place_outside(
             &env,
             &format!(
@@ -577,26 +581,17 @@ fn a_reconcile_with_nothing_new_costs_one_trade_request() {
                 })
                 .unwrap();
         }
+        let moved = reco(&env);
+        assert_eq!(moved.summary()["synced_trades"], n, "{}", moved.stderr);
+        assert_eq!(trade_requests(&env), 2, "{n} new trades");
+        let (exchange, journal) = trade_sets(&env);
+        assert_eq!(exchange, journal, "{n} new trades");
+        exchange.len()
     };
-    // Three new trades: the two pages that hold them, and no third page:
-    // the journal then holds as many trades of the window as the exchange
-    // counts. Each journaled once.
-    new_trades(3);
-    let moved = reco(&env);
-    assert_eq!(moved.summary()["synced_trades"], 3, "{}", moved.stderr);
-    assert_eq!(trade_requests(&env), 2);
-    let (exchange, journal) = trade_sets(&env);
-    assert_eq!(exchange, journal);
-    assert_eq!(exchange.len(), 5 + 3);
+    assert_eq!(sync_new_trades(3), 5 + 3);
     // Four new trades end exactly at a page boundary: still only the two
     // pages that hold them.
-    new_trades(4);
-    let moved = reco(&env);
-    assert_eq!(moved.summary()["synced_trades"], 4, "{}", moved.stderr);
-    assert_eq!(trade_requests(&env), 2);
-    let (exchange, journal) = trade_sets(&env);
-    assert_eq!(exchange, journal);
-    assert_eq!(exchange.len(), 5 + 3 + 4);
+    assert_eq!(sync_new_trades(4), 5 + 3 + 4);
 }
 
 #[test]
