@@ -2575,9 +2575,9 @@ mod tests {
             .execute_batch(
                 &format!("{BATCH_B};
                  INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, attempts, exchange_order_id, filled_quantity, last_error, created_ms, updated_ms)
-                 VALUES ('b', 'z', 2, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'rejected', 1, NULL, NULL, 'HTTP 400: no', 1, 1),
-                        ('b', 'x', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'filled', 1, 'E1', '1', NULL, 1, 1),
-                        ('b', 'y', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 0, NULL, NULL, NULL, 1, 1);"),
+                 VALUES ('b', 'y', 2, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'rejected', 1, NULL, NULL, 'HTTP 400: no', 1, 1),
+                        ('b', 'z', 0, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'filled', 1, 'E1', '1', NULL, 1, 1),
+                        ('b', 'x', 1, 'BTC-USDC', 'buy', 'market', '1', '{{}}', 'pending', 0, NULL, NULL, NULL, 1, 1);"),
             )
             .unwrap();
         let whole: Vec<ReportRow> = j
@@ -2595,8 +2595,9 @@ mod tests {
             .collect();
         let narrow = j.report_rows("b").unwrap();
         assert_eq!(narrow, whole);
+        // File order: neither the order of insertion (y, z, x) nor of ids.
         let ids: Vec<&str> = narrow.iter().map(|o| o.order_id.as_str()).collect();
-        assert_eq!(ids, ["x", "y", "z"]);
+        assert_eq!(ids, ["z", "x", "y"]);
         assert_eq!(narrow[0].exchange_order_id.as_deref(), Some("E1"));
         assert_eq!(narrow[2].last_error.as_deref(), Some("HTTP 400: no"));
     }
@@ -2609,9 +2610,9 @@ mod tests {
             .execute_batch(
                 &format!("{BATCH_B};
                  INSERT INTO orders (batch_id, order_id, seq, pair, side, type, quantity, body, state, attempts, exchange_order_id, filled_quantity, created_ms, updated_ms)
-                 VALUES ('b', 'z', 3, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E3', '0.5', 1, 1),
+                 VALUES ('b', 'y', 3, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E3', '0.5', 1, 1),
                         ('b', 'a', 2, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'filled', 1, 'E2', '1', 1, 1),
-                        ('b', 'y', 0, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E0', NULL, 1, 1),
+                        ('b', 'z', 0, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, 'E0', NULL, 1, 1),
                         ('b', 'x', 1, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'sending', 1, NULL, NULL, 1, 1),
                         ('b', 'w', 4, 'BTC-USDC', 'buy', 'limit', '1', '{{}}', 'open', 1, NULL, NULL, 1, 1);"),
             )
@@ -2628,7 +2629,8 @@ mod tests {
             .iter()
             .map(|o| (o.order_id.as_str(), o.exchange_order_id.as_str()))
             .collect();
-        assert_eq!(ids, [("y", "E0"), ("z", "E3")]);
+        // File order: neither the order of insertion (y, z) nor of ids.
+        assert_eq!(ids, [("z", "E0"), ("y", "E3")]);
         assert_eq!(narrow[1].filled_quantity.as_deref(), Some("0.5"));
     }
 
