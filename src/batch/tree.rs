@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+
+mod subset;
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 /// A position in the text: 1-based line and column.
@@ -180,6 +182,14 @@ pub(crate) enum Refusal {
 /// The tree of `text`, and the first refusal if any. The tree is there
 /// unless the text was refused for something other than a duplicate key.
 pub(crate) fn load(text: &str) -> (Option<Node<'_>>, Option<Refusal>) {
+    if let Some(root) = subset::load(text) {
+        return (Some(root), None);
+    }
+    general(text)
+}
+
+/// The tree through `yaml-rust2`'s parser: any YAML, and every refusal.
+fn general(text: &str) -> (Option<Node<'_>>, Option<Refusal>) {
     let mut loader = Loader {
         text,
         ascii: text.is_ascii(),
@@ -647,6 +657,73 @@ mod tests {
         }
     }
 
+    /// The subset reader's tree, if it takes `text`, and the general
+    /// parser's, shown the same way.
+    fn subset_and_general(text: &str) -> Option<(String, String)> {
+        let root = subset::load(text)?;
+        let mut fast = format!("{:?} ", None::<Refusal>);
+        show(&root, &mut fast);
+        let (root, refusal) = general(text);
+        let mut slow = format!("{refusal:?} ");
+        if let Some(r) = root {
+            show(&r, &mut slow);
+        }
+        Some((fast, slow))
+    }
+
+    /// Texts the subset reader must take (it would be no faster otherwise),
+    /// with every construct it reads.
+    const SUBSET: &[&str] = &[
+        "version: 1\nbatch: b1\norders:\n  - { id: o0, pair: BTC-USDC, side: buy, type: limit, quantity: \"0.00001\", price: \"25000.00\" }\n  - { id: o1, pair: BTC-USDC, side: buy, type: limit, quantity: '0.5', price: 1e3 }\n",
+        "# A batch\n\nversion: 1   # the format\nbatch: b-2 c\ndefaults: { pair: BTC-USDC, type: limit }\n\norders:\n  # first\n  - id: buy-1\n    side: buy\n    quantity: \"2\"\n    price: 24321.00\n\n  - id: sell-2\n    side: sell\n    price:\n    quantity: -1\n# trailing\n",
+        "version: 1\nbatch: b\norders:\n- id: a\n  quantity: 1\n- { id: b }\n- plain words here\ncancels:\n- id: c1\n  order: a\nqueries:\n  - id: fills\n    trades: { pair: BTC-USDC, from: 1793491200000, limit: 500 }\n  - id: funds\n    balances: {}\n  -   id: t\n      at: 10:30\n",
+        "limits:\n  pairs: [BTC-USDC, ETH-USDC]      # only these\n  max_quantity: { BTC-USDC: \"2\", ETH-USDC: [x, [y, {}], {a: b}] }\n  price_band: 5%\n  nested:\n    deeper:\n      k: v\n    back: 1\n  empty:\nlast:",
+        "a:\n  b:\n  - x\n  - y\n  c: ''\nd: \"\"\ne: []\n",
+        "z: 1 # c",
+        "z: 1\n# c",
+        "z: 1\n   ",
+        // Ends inside an item's mapping, on a comment without a newline:
+        // that mapping ends where the text does, its list a line later.
+        "z:  #\n- x: c\n#",
+        "a:\n  b:\n ",
+    ];
+
+    #[test]
+    fn the_subset_reads_as_the_general_parser() {
+        for text in SUBSET {
+            let (fast, slow) =
+                subset_and_general(text).unwrap_or_else(|| panic!("not read: {text}"));
+            assert_eq!(fast, slow, "{text}");
+        }
+        for name in ["quickstart.yaml", "invalid.yaml", "fat-finger.yaml"] {
+            let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("example");
+            let (fast, slow) =
+                subset_and_general(&text).unwrap_or_else(|| panic!("not read: {name}"));
+            assert_eq!(fast, slow, "{name}");
+        }
+        // Left to the general parser: what it reads differently or refuses
+        // (the first was found by the tests below), and what the subset
+        // leaves out.
+        for text in [
+            "d: { type: limit -}\n",
+            "a: b\n  c\n",
+            "a: 'it''s'\n",
+            "a: \"x\\ty\"\n",
+            "a:\n\t b: 1\n",
+            "a: 1\r\n",
+            "a: 1\na: 2\n",
+            "- a\n",
+            "a: &x 1\n",
+            "a: [1,\n  2]\n",
+            "a: |\n  x\n",
+            "---\na: 1\n",
+            "a: é\n",
+        ] {
+            assert!(subset::load(text).is_none(), "{text}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -669,6 +746,267 @@ mod tests {
             }
             let text: String = text.into_iter().collect();
             prop_assert_eq!(ours(&text), theirs(&text), "{}", text);
+        }
+    }
+
+    /// An edit of a text: insert, delete or replace at an index.
+    fn edit(text: &str, edits: Vec<(prop::sample::Index, u8, &str)>) -> String {
+        let mut text: Vec<char> = text.chars().collect();
+        for (at, op, s) in edits {
+            let i = at.index(text.len() + 1);
+            match op {
+                0 => {
+                    text.splice(i..i, s.chars());
+                }
+                1 if i < text.len() => {
+                    text.remove(i);
+                }
+                _ if i < text.len() => {
+                    text.splice(i..i + 1, s.chars());
+                }
+                _ => {}
+            }
+        }
+        text.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10000))]
+        /// Near misses of the subset: what the subset reader takes, it reads
+        /// as the general parser does.
+        #[test]
+        fn edited_subset_texts_read_as_the_general_parser(
+            seed in 0..SUBSET.len(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, prop::sample::select(vec![
+                ":", " ", "\n", "-", "{", "}", "[", "]", ",", "\"", "'", "&a", "*a", "!", "#", "|", ">", "?",
+                "a", "1", "é", "  ", "\\", "\t", "---", "...", "id", "quantity: 1", "\n  - ", "%", ": ",
+                " #", "\n- ", "\n  ", "\n    ", "\r", "- ", "{}", "[]", "x: ", "\n#", ".", "@", "~", "(",
+            ])), 1..6),
+        ) {
+            let text = edit(SUBSET[seed], edits);
+            if let Some((fast, slow)) = subset_and_general(&text) {
+                prop_assert_eq!(fast, slow, "{}", text);
+            }
+        }
+    }
+
+    /// A random tree, to be written out in random YAML styles.
+    #[derive(Debug, Clone)]
+    enum Shape {
+        Scalar(&'static str),
+        Map(Vec<(&'static str, Shape)>),
+        List(Vec<Shape>),
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        let scalar = prop::sample::select(vec![
+            "a",
+            "1",
+            "-1",
+            ".5",
+            "+2",
+            "0.00001",
+            "\"25000.00\"",
+            "'0.5'",
+            "x-y",
+            "BTC-USDC",
+            "10:30",
+            "a:b",
+            "a b",
+            "a  b",
+            "\"\"",
+            "''",
+            "\"a # b\"",
+            "'x: y'",
+            "5%",
+            "1e3",
+            "null",
+            "~",
+            "yes",
+            "\"it's\"",
+            "'say \"hi\"'",
+            "/p",
+            "f(x)",
+            "a=b",
+            "u@h",
+            "a - b",
+            "\"\\\\n\"",
+            "'it''s'",
+            "a:",
+            "-",
+            "- a",
+            "#a",
+            "a #b",
+            "a# b",
+            "[a",
+            "a]",
+            "{a",
+            "&a",
+            "*a",
+            "!t",
+            "|",
+            ">",
+            "?",
+            "@",
+            "`",
+            "%x",
+            "a,b",
+            "a:,",
+            "\"a\"b",
+            "",
+        ])
+        .prop_map(Shape::Scalar);
+        let key = prop::sample::select(vec![
+            "id", "side", "quantity", "price", "pair", "a", "b", "BTC-USDC", "k_1", "x.y", "-k",
+            "a b", "\"q\"", "1", "on", "?", "k:", "a#", "id",
+        ]);
+        scalar.prop_recursive(4, 40, 5, move |inner| {
+            prop_oneof![
+                proptest::collection::vec((key.clone(), inner.clone()), 0..5).prop_map(Shape::Map),
+                proptest::collection::vec(inner, 0..5).prop_map(Shape::List),
+            ]
+        })
+    }
+
+    /// Writes shapes out, taking each style choice from `choices`.
+    struct Writer {
+        choices: Vec<u8>,
+        next: usize,
+        out: String,
+    }
+
+    impl Writer {
+        fn pick(&mut self, n: u8) -> u8 {
+            let c = self.choices.get(self.next).copied().unwrap_or(0);
+            self.next += 1;
+            c % n
+        }
+        /// Maybe blank or comment lines.
+        fn filler(&mut self, indent: usize) {
+            match self.pick(8) {
+                0 => self.out.push('\n'),
+                1 => self
+                    .out
+                    .push_str(&format!("{}# note\n", " ".repeat(indent))),
+                2 => self.out.push_str("#\n   \n"),
+                _ => {}
+            }
+        }
+        fn end(&mut self) {
+            match self.pick(6) {
+                0 => self.out.push_str("   # c\n"),
+                1 => self.out.push_str("  \n"),
+                _ => self.out.push('\n'),
+            }
+        }
+        fn flow(&mut self, s: &Shape) {
+            match s {
+                Shape::Scalar(t) => self.out.push_str(t),
+                Shape::Map(entries) => {
+                    let open = if self.pick(2) == 0 { "{ " } else { "{" };
+                    self.out.push_str(open);
+                    for (i, (k, v)) in entries.iter().enumerate() {
+                        if i > 0 {
+                            self.out.push_str(", ");
+                        }
+                        self.out.push_str(k);
+                        self.out.push_str(": ");
+                        self.flow(v);
+                    }
+                    let close = if self.pick(2) == 0 { " }" } else { "}" };
+                    self.out.push_str(close);
+                }
+                Shape::List(items) => {
+                    self.out.push('[');
+                    for (i, v) in items.iter().enumerate() {
+                        if i > 0 {
+                            let comma = if self.pick(3) == 0 { " ,  " } else { ", " };
+                            self.out.push_str(comma);
+                        }
+                        self.flow(v);
+                    }
+                    self.out.push(']');
+                }
+            }
+        }
+        /// The entries of a block mapping at `indent`; the first one's key is
+        /// already placed when `inline` (a list item's mapping).
+        fn block_map(&mut self, entries: &[(&str, Shape)], indent: usize, inline: bool) {
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 || !inline {
+                    self.filler(indent);
+                    self.out.push_str(&" ".repeat(indent));
+                }
+                self.out.push_str(k);
+                self.out.push(':');
+                self.value(v, indent);
+            }
+        }
+        /// A mapping's value, after its key's `:`.
+        fn value(&mut self, v: &Shape, indent: usize) {
+            let nonempty = match v {
+                Shape::Map(e) => !e.is_empty(),
+                Shape::List(l) => !l.is_empty(),
+                Shape::Scalar(_) => false,
+            };
+            if !nonempty || self.pick(3) == 0 {
+                if !matches!(v, Shape::Scalar("")) {
+                    self.out.push(' ');
+                }
+                self.flow(v);
+                self.end();
+                return;
+            }
+            self.end();
+            let deeper = indent + 1 + self.pick(4) as usize;
+            match v {
+                Shape::Map(e) => self.block_map(e, deeper, false),
+                Shape::List(l) => {
+                    let at = if self.pick(2) == 0 { indent } else { deeper };
+                    self.block_list(l, at)
+                }
+                Shape::Scalar(_) => unreachable!(),
+            }
+        }
+        fn block_list(&mut self, items: &[Shape], indent: usize) {
+            for v in items {
+                self.filler(indent);
+                self.out.push_str(&" ".repeat(indent));
+                self.out.push('-');
+                let gap = 1 + self.pick(3) as usize;
+                self.out.push_str(&" ".repeat(gap));
+                match v {
+                    Shape::Map(e) if !e.is_empty() && self.pick(3) != 0 => {
+                        self.block_map(e, indent + 1 + gap, true)
+                    }
+                    _ => {
+                        self.flow(v);
+                        self.end();
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10000))]
+        /// Trees written out in random styles: what the subset reader takes,
+        /// it reads as the general parser does.
+        #[test]
+        fn written_trees_read_as_the_general_parser(
+            entries in proptest::collection::vec((prop::sample::select(vec!["version", "batch", "orders", "a", "b"]), shape()), 1..5),
+            choices in proptest::collection::vec(any::<u8>(), 200),
+            last_newline in any::<bool>(),
+        ) {
+            let mut w = Writer { choices, next: 0, out: String::new() };
+            w.block_map(&entries, 0, false);
+            let mut text = w.out;
+            if !last_newline {
+                text.pop();
+            }
+            if let Some((fast, slow)) = subset_and_general(&text) {
+                prop_assert_eq!(fast, slow, "{}", text);
+            }
         }
     }
 }
