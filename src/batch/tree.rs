@@ -734,17 +734,7 @@ mod tests {
                 "a", "1", "é", "  ", "\\", "\t", "---", "...", "id", "quantity: 1", "\n  - ", "%",
             ])), 1..6),
         ) {
-            let mut text: Vec<char> = SEEDS[seed].chars().collect();
-            for (at, op, s) in edits {
-                let i = at.index(text.len() + 1);
-                match op {
-                    0 => { text.splice(i..i, s.chars()); }
-                    1 if i < text.len() => { text.remove(i); }
-                    _ if i < text.len() => { text.splice(i..i + 1, s.chars()); }
-                    _ => {}
-                }
-            }
-            let text: String = text.into_iter().collect();
+            let text = edit(SEEDS[seed], edits);
             prop_assert_eq!(ours(&text), theirs(&text), "{}", text);
         }
     }

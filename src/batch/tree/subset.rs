@@ -53,7 +53,7 @@ pub(super) fn load(text: &str) -> Option<Node<'_>> {
         depth: 0,
         spare_entries: Vec::new(),
     };
-    r.next_content()?;
+    r.next_content();
     if r.indent() != 0 {
         return None;
     }
@@ -135,12 +135,10 @@ impl<'a> Reader<'a> {
             self.mark()
         }
     }
-    fn skip_spaces(&mut self) -> usize {
-        let from = self.pos;
+    fn skip_spaces(&mut self) {
         while self.peek() == Some(b' ') {
             self.pos += 1;
         }
-        self.pos - from
     }
     fn exact_entries(&mut self, mut entries: Vec<Entry<'a>>) -> Box<[Entry<'a>]> {
         let exact = entries.drain(..).collect();
@@ -152,25 +150,16 @@ impl<'a> Reader<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
-    /// From the start of a line (or after a line's content): past blank and
+    /// From the start of a line, or the `\n` that ends one: past blank and
     /// comment lines to the first character of the next content line, or to
-    /// the end of the text. `None` only if a line holds something else.
-    fn next_content(&mut self) -> Option<()> {
+    /// the end of the text.
+    fn next_content(&mut self) {
         loop {
             self.skip_spaces();
             match self.peek() {
-                None => return Some(()),
                 Some(b'\n') => self.newline(),
-                Some(b'#') if self.pos == self.line_start || self.b[self.pos - 1] == b' ' => {
-                    self.skip_comment();
-                    if !self.at_end() {
-                        self.newline();
-                    }
-                }
-                Some(_) if self.pos == self.line_start || self.b[self.pos - 1] == b' ' => {
-                    return Some(())
-                }
-                Some(_) => return None,
+                Some(b'#') => self.skip_comment(),
+                _ => return,
             }
         }
     }
@@ -188,19 +177,14 @@ impl<'a> Reader<'a> {
     /// After a value: spaces, then a comment (after a space) or the end of
     /// the line; then on to the next content line.
     fn end_line(&mut self) -> Option<()> {
-        let spaces = self.skip_spaces();
+        self.skip_spaces();
         match self.peek() {
-            None => Some(()),
-            Some(b'\n') => {
-                self.newline();
-                self.next_content()
-            }
-            Some(b'#') if spaces > 0 => {
-                self.skip_comment();
-                self.next_content()
-            }
-            Some(_) => None,
+            None | Some(b'\n') => {}
+            Some(b'#') if self.b[self.pos - 1] == b' ' => self.skip_comment(),
+            Some(_) => return None,
         }
+        self.next_content();
+        Some(())
     }
 
     /// A `-` that starts a list item: followed by a space.
@@ -262,18 +246,14 @@ impl<'a> Reader<'a> {
     /// The value of a block mapping's key at indentation `n`, from after its
     /// `:`; the reader is left at the next content line.
     fn value_of_key(&mut self, n: usize) -> Option<Node<'a>> {
-        let colon_end = self.pos;
-        let spaces = self.skip_spaces();
-        match self.peek() {
-            None | Some(b'\n') => {}
-            Some(b'#') if spaces > 0 => {}
-            Some(_) => {
-                let value = self.inline_value()?;
-                self.end_line()?;
-                return Some(value);
-            }
+        // `key_end` saw a space or the end of the line after the `:`, so a
+        // `#` here starts a comment.
+        self.skip_spaces();
+        if !matches!(self.peek(), None | Some(b'\n' | b'#')) {
+            let value = self.inline_value()?;
+            self.end_line()?;
+            return Some(value);
         }
-        self.pos = colon_end;
         self.end_line()?;
         if self.at_end() {
             return Some(empty(self.block_end_mark(n)));
@@ -410,44 +390,62 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// `{ key: value, ... }` within this line, from its `{`.
-    fn flow_mapping(&mut self) -> Option<Node<'a>> {
+    /// Past a flow's opening bracket, from it: where it is, and whether an
+    /// item follows (rather than `close`).
+    fn open_flow(&mut self, close: u8) -> Option<(Mark, bool)> {
         self.deeper()?;
         let start = self.mark();
         self.pos += 1;
-        let mut entries = self.spare_entries.pop().unwrap_or_default();
-        let mut index = None;
         self.skip_spaces();
-        if self.peek() != Some(b'}') {
-            loop {
-                let end = self.key_end()?;
-                if self.at(end + 1) != Some(b' ') {
-                    return None;
-                }
-                let key = ScalarNode {
-                    text: Text::Plain(&self.text[self.pos..end]),
-                    start: self.mark(),
-                };
-                self.pos = end + 1;
+        Some((start, self.peek() != Some(close)))
+    }
+
+    /// After a flow's item: past a `,` (another item follows: `true`), or at
+    /// the flow's `close` (`false`).
+    fn flow_next(&mut self, close: u8) -> Option<bool> {
+        self.skip_spaces();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
                 self.skip_spaces();
-                let value = self.flow_value()?;
-                if insert(&mut entries, &mut index, key, value).is_some() {
-                    return None;
-                }
-                self.skip_spaces();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.skip_spaces();
-                    }
-                    b'}' => break,
-                    _ => return None,
-                }
+                Some(true)
             }
+            c if c == close => Some(false),
+            _ => None,
         }
+    }
+
+    /// Past a flow's closing bracket, from it: where it is.
+    fn close_flow(&mut self) -> Mark {
         let end = self.mark();
         self.pos += 1;
         self.depth -= 1;
+        end
+    }
+
+    /// `{ key: value, ... }` within this line, from its `{`.
+    fn flow_mapping(&mut self) -> Option<Node<'a>> {
+        let (start, mut more) = self.open_flow(b'}')?;
+        let mut entries = self.spare_entries.pop().unwrap_or_default();
+        let mut index = None;
+        while more {
+            let end = self.key_end()?;
+            if self.at(end + 1) != Some(b' ') {
+                return None;
+            }
+            let key = ScalarNode {
+                text: Text::Plain(&self.text[self.pos..end]),
+                start: self.mark(),
+            };
+            self.pos = end + 1;
+            self.skip_spaces();
+            let value = self.flow_value()?;
+            if insert(&mut entries, &mut index, key, value).is_some() {
+                return None;
+            }
+            more = self.flow_next(b'}')?;
+        }
+        let end = self.close_flow();
         Some(Node::Mapping(MappingNode {
             entries: self.exact_entries(entries),
             start,
@@ -457,28 +455,13 @@ impl<'a> Reader<'a> {
 
     /// `[ item, ... ]` within this line, from its `[`.
     fn flow_sequence(&mut self) -> Option<Node<'a>> {
-        self.deeper()?;
-        let start = self.mark();
-        self.pos += 1;
+        let (start, mut more) = self.open_flow(b']')?;
         let mut items = Vec::new();
-        self.skip_spaces();
-        if self.peek() != Some(b']') {
-            loop {
-                items.push(self.flow_value()?);
-                self.skip_spaces();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.skip_spaces();
-                    }
-                    b']' => break,
-                    _ => return None,
-                }
-            }
+        while more {
+            items.push(self.flow_value()?);
+            more = self.flow_next(b']')?;
         }
-        let end = self.mark();
-        self.pos += 1;
-        self.depth -= 1;
+        let end = self.close_flow();
         Some(Node::Sequence(SequenceNode {
             items: items.into_boxed_slice(),
             start,
