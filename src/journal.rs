@@ -2341,6 +2341,24 @@ mod tests {
         assert_eq!(j.trades_stamped_within(acct, 190, 230).unwrap(), 1);
     }
 
+    /// `.cargo/config.toml` builds the bundled SQLite without memory
+    /// statistics (and with fdatasync, which SQLite does not list).
+    #[test]
+    fn the_bundled_sqlite_is_built_with_the_repository_s_options() {
+        let c = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn a_new_journal_has_8_kib_pages_and_an_old_one_keeps_its_own() {
         let dir = tempfile::tempdir().unwrap();
