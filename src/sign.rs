@@ -66,7 +66,14 @@ impl Signer {
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
+        // Into a buffer at once: `hex::encode` goes through an iterator
+        // of chars, one at a time.
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex)
+            .expect("64 hex digits for 32 bytes");
+        std::str::from_utf8(&hex)
+            .expect("hex digits are ASCII")
+            .to_string()
     }
 }
 
