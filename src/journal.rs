@@ -2475,7 +2475,8 @@ mod tests {
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite without memory
-    /// statistics (and with fdatasync, which SQLite does not list).
+    /// statistics and without one page cache shared by every connection
+    /// (and with fdatasync, which SQLite does not list).
     #[test]
     fn the_bundled_sqlite_is_built_with_the_repository_s_options() {
         let c = Connection::open_in_memory().unwrap();
@@ -2488,6 +2489,10 @@ mod tests {
             .unwrap();
         assert!(
             options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
         );
     }
