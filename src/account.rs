@@ -29,7 +29,9 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::client::{field, list_of, ms_of, now_ms, text_of, Client, ExchangeOrder, Method};
+use crate::client::{
+    field, list_of, ms_of, now_ms, text_of, Client, ExchangeOrder, Method, OrderPage,
+};
 use crate::journal::{
     HttpRecord, JournalError, JournalWriter, OpenOrder, OrderRow, StateChange, TradeRow, Write,
 };
@@ -235,13 +237,22 @@ impl Account {
     /// A GET with retries: reads are safe to repeat. A 4xx other than 429
     /// is final.
     pub async fn get_json(&self, path: &str) -> Result<Value, String> {
+        self.get_read(path, |body| serde_json::from_str(body)).await
+    }
+
+    /// [`Account::get_json`], the answer's text read by `read`.
+    async fn get_read<T>(
+        &self,
+        path: &str,
+        mut read: impl FnMut(&str) -> serde_json::Result<T>,
+    ) -> Result<T, String> {
         let mut last = String::new();
         for try_no in 0..self.opts.query_tries {
             let (result, rec) = self.client.send(Method::Get, path, None).await;
             self.journal.write(vec![self.http(rec, None)]);
             match result {
                 Ok(r) if (200..300).contains(&r.status) => {
-                    return serde_json::from_str(&r.body)
+                    return read(&r.body)
                         .map_err(|e| format!("GET {path}: answer is not JSON: {e}"));
                 }
                 Ok(r) if r.status == 429 => {
@@ -281,8 +292,7 @@ impl Account {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<Vec<Option<ExchangeOrder>>, String> {
-        self.list_orders_read(pair, status, from, to, ExchangeOrder::from_json)
-            .await
+        self.list_orders_read(pair, status, from, to, true).await
     }
 
     /// [`Account::list_orders`], each entry read by `read`.
@@ -292,7 +302,7 @@ impl Account {
         status: &str,
         from: Option<i64>,
         to: Option<i64>,
-        read: fn(&Value) -> Option<ExchangeOrder>,
+        with_raw: bool,
     ) -> Result<Vec<Option<ExchangeOrder>>, String> {
         let venue = self.client.venue();
         let limit = venue.orders_page_limit.max(1);
@@ -313,17 +323,43 @@ impl Account {
             q.push(format!("limit={limit}"));
             q.push(format!("page={page}"));
             let path = format!("{}?{}", venue.paths.my_orders, q.join("&"));
-            let v = self.get_json(&path).await?;
-            let Some(list) = list_of(&v) else {
-                tracing::debug!("unreadable order list: {v}");
+            // Without raw text, each entry is read straight from the
+            // answer's text, as `ExchangeOrder::status_of` reads its value.
+            let (listing, shape) = if with_raw {
+                let v = self.get_json(&path).await?;
+                let listing = OrderPage::of_value(&v);
+                let text = if listing.list.is_none() {
+                    v.to_string()
+                } else {
+                    String::new()
+                };
+                (listing, text)
+            } else {
+                let mut text = String::new();
+                let listing = self
+                    .get_read(&path, |body| {
+                        let listing = OrderPage::statuses(body);
+                        if matches!(listing, Ok(OrderPage { list: None, .. })) {
+                            text = body.to_string();
+                        }
+                        listing
+                    })
+                    .await?;
+                (listing, text)
+            };
+            let OrderPage {
+                list: Some(list),
+                total: page_total,
+            } = listing
+            else {
+                tracing::debug!("unreadable order list: {shape}");
                 return Err(format!(
                     "GET {path}: the answer is not an order list hqx can read; check the venue profile's `paths.my_orders` and the answer's shape (hqx -vv logs it)"
                 ));
             };
             let n = list.len();
             let before = ids.len();
-            for e in list {
-                let o = read(e);
+            for o in list {
                 if let Some(o) = &o {
                     ids.insert(o.id.clone());
                 }
@@ -339,7 +375,7 @@ impl Account {
             // shift, so the first count is a floor for what must be seen.
             // (A filtered list, `open`, shrinks as orders fill: no floor.)
             if status == "all" && total.is_none() {
-                total = v.get("total").and_then(Value::as_u64);
+                total = page_total;
             }
             if n < limit as usize {
                 if let Some(t) = total {
@@ -502,7 +538,10 @@ impl Account {
         if ids.is_empty() {
             return st;
         }
-        match self.list_orders_read(None, "open", None, None, read).await {
+        match self
+            .list_orders_read(None, "open", None, None, with_raw)
+            .await
+        {
             Ok(l) => st
                 .orders
                 .extend(l.into_iter().flatten().map(|e| (e.id.clone(), e))),

@@ -828,15 +828,189 @@ impl<'de> serde::de::Visitor<'de> for AnswerVisitor {
     }
 }
 
+/// The keys a listing's list may be under, in the order they are tried.
+const LIST_KEYS: [&str; 6] = ["orders", "trades", "data", "items", "result", "balances"];
+
 /// The list in a listing answer: the value itself if an array, else the
 /// first array under a usual key.
 pub fn list_of(v: &Value) -> Option<&Vec<Value>> {
     if let Value::Array(a) = v {
         return Some(a);
     }
-    ["orders", "trades", "data", "items", "result", "balances"]
+    LIST_KEYS
         .iter()
         .find_map(|k| v.get(*k).and_then(Value::as_array))
+}
+
+/// A page of an order listing.
+#[derive(Debug, PartialEq)]
+pub struct OrderPage {
+    /// Its list ([`list_of`]), each entry read, or `None` for an entry hqx
+    /// cannot read; `None` when the page holds no list.
+    pub list: Option<Vec<Option<ExchangeOrder>>>,
+    /// Its `total`, when a whole number.
+    pub total: Option<u64>,
+}
+
+impl OrderPage {
+    /// A page's value read with its entries' raw text ([`ExchangeOrder::from_json`]).
+    pub fn of_value(v: &Value) -> OrderPage {
+        OrderPage {
+            list: list_of(v).map(|l| l.iter().map(ExchangeOrder::from_json).collect()),
+            total: v.get("total").and_then(Value::as_u64),
+        }
+    }
+
+    /// A page's text read as [`OrderPage::of_value`] reads its value with
+    /// [`ExchangeOrder::status_of`] (no raw text), in one pass: each entry
+    /// as [`ExchangeOrder::from_answer`] reads an answer, everything else
+    /// skipped. Building every entry as a [`Value`] (an ordered map
+    /// hashing each key) was most of the cost of refreshing a large
+    /// batch's open orders. `Err` where the text is not JSON.
+    pub fn statuses(body: &str) -> serde_json::Result<OrderPage> {
+        let mut de = serde_json::Deserializer::from_str(body);
+        let page = serde::Deserializer::deserialize_any(&mut de, PageVisitor)?;
+        de.end()?;
+        Ok(page)
+    }
+}
+
+/// Drain a map or a sequence that is not read.
+fn skip_map<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map
+        .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+        .is_some()
+    {}
+    Ok(())
+}
+
+fn skip_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Implements the visits of a visitor whose value is `$none` for every
+/// JSON value but the ones it reads itself.
+macro_rules! anything_else_is {
+    ($none:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+}
+
+/// A whole page: its list and its `total`.
+struct PageVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PageVisitor {
+    type Value = OrderPage;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an order listing")
+    }
+    anything_else_is!(OrderPage {
+        list: None,
+        total: None
+    });
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<OrderPage, A::Error> {
+        Ok(OrderPage {
+            list: EntriesVisitor.visit_seq(seq)?,
+            total: None,
+        })
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderPage, A::Error> {
+        // As a `Value` map: the last of a repeated key counts.
+        let mut lists: [Option<Vec<Option<ExchangeOrder>>>; LIST_KEYS.len()] = Default::default();
+        let mut total = None;
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if let Some(i) = LIST_KEYS.iter().position(|n| *n == k) {
+                lists[i] = map.next_value_seed(EntriesSeed)?;
+            } else if k == "total" {
+                total = map.next_value::<Value>()?.as_u64();
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(OrderPage {
+            list: lists.into_iter().flatten().next(),
+            total,
+        })
+    }
+}
+
+/// A list of entries, or `None` for any other value.
+struct EntriesSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntriesSeed {
+    type Value = Option<Vec<Option<ExchangeOrder>>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+    type Value = Option<Vec<Option<ExchangeOrder>>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of orders")
+    }
+    anything_else_is!(None);
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        skip_map(map)?;
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(e) = seq.next_element_seed(EntrySeed)? {
+            out.push(e);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// One entry, read as [`ExchangeOrder::status_of`] reads its value.
+struct EntrySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed {
+    type Value = Option<ExchangeOrder>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+    type Value = Option<ExchangeOrder>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an order")
+    }
+    anything_else_is!(None);
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq)?;
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(AnswerVisitor.visit_map(map)?.order())
+    }
 }
 
 #[cfg(test)]
@@ -920,6 +1094,70 @@ mod tests {
                 });
             assert_eq!(ExchangeOrder::from_answer(a), by_value, "{a}");
         }
+    }
+
+    /// A page read for statuses in one pass holds what its value holds.
+    #[test]
+    fn pages_read_in_one_pass_as_their_values_read() {
+        let entries = [
+            r#"{"id":"A1","pair":"BTC-USDC","type":"limit","side":"buy","quantity":"2","price":"24321.00","status":"open","filledQuantity":"0","createdAt":1700000000000,"clientOrderId":"c"}"#,
+            r#"{"orderId": 42, "symbol": "ETH-USDC", "qty": 1.5, "state": "FILLED", "time": "2023-11-14T22:13:20Z", "extra": {"id": "no", "list": [1, {"id": 2}]}}"#,
+            r#"{"id":"first","id":"second","order":null,"data":"not an object"}"#,
+            r#"{"order":{"id":"inner","status":"open"},"id":"outer"}"#,
+            r#"{"status":"open"}"#,
+            r#"{"id":"\u0041\n"}"#,
+            r#"[{"id":"in a list"}]"#,
+            r#""text""#,
+            "null",
+            "7",
+            "true",
+            "{}",
+        ];
+        let all = entries.join(",");
+        let mut pages = vec![
+            format!("[{all}]"),
+            format!(r#"{{"orders":[{all}],"total":12}}"#),
+            format!(r#"{{"total":3,"page":1,"data":[{all}]}}"#),
+            format!(r#"{{"items":[{}],"orders":[{}]}}"#, entries[0], entries[3]),
+            format!(r#"{{"orders":"none","data":[{}]}}"#, entries[1]),
+            format!(
+                r#"{{"orders":[{}],"orders":5,"result":[{}]}}"#,
+                entries[0], entries[1]
+            ),
+            format!(r#"{{"orders":5,"orders":[{}]}}"#, entries[2]),
+            format!(
+                r#"{{"balances":[{}],"trades":{{"orders":[1]}}}}"#,
+                entries[3]
+            ),
+            r#"{"orders":[],"total":-1}"#.into(),
+            r#"{"orders":null,"total":1.5}"#.into(),
+            r#"{"total":"3","total":18446744073709551615}"#.into(),
+            r#"{"total":{"n":1},"data":[null]}"#.into(),
+            r#"{"\u006frders":[{"id":"escaped key"}]}"#.into(),
+            "[]".into(),
+            "{}".into(),
+            r#""text""#.into(),
+            "5".into(),
+            "null".into(),
+            r#"{"orders":["#.into(),
+            r#"[{"id":"1"}] trailing"#.into(),
+            "".into(),
+        ];
+        pages.extend(entries.iter().map(|e| format!(r#"{{"data":{e}}}"#)));
+        let mut lists = 0;
+        for page in &pages {
+            let by_value = serde_json::from_str::<Value>(page).ok().map(|v| {
+                let mut p = OrderPage::of_value(&v);
+                for o in p.list.iter_mut().flatten().flatten() {
+                    o.raw.clear();
+                }
+                p
+            });
+            let read = OrderPage::statuses(page).ok();
+            assert_eq!(read, by_value, "{page}");
+            lists += read.is_some_and(|p| p.list.is_some()) as usize;
+        }
+        assert_eq!(lists, 13);
     }
 
     #[test]
