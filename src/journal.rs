@@ -1885,7 +1885,7 @@ pub enum Write {
 /// hashes its whole SQL text each time.
 struct Statements<'c> {
     conn: &'c Connection,
-    update: Option<rusqlite::CachedStatement<'c>>,
+    update: Option<Bound<'c>>,
     update_row: Option<Bound<'c>>,
     event: Option<Bound<'c>>,
     http: Option<Bound<'c>>,
@@ -1903,18 +1903,6 @@ impl<'c> Statements<'c> {
             memo,
         }
     }
-}
-
-/// The statement in `slot`, prepared on first use.
-fn statement<'a, 'c>(
-    conn: &'c Connection,
-    slot: &'a mut Option<rusqlite::CachedStatement<'c>>,
-    sql: &str,
-) -> rusqlite::Result<&'a mut rusqlite::CachedStatement<'c>> {
-    if slot.is_none() {
-        *slot = Some(conn.prepare_cached(sql)?);
-    }
-    Ok(slot.as_mut().expect("just prepared"))
 }
 
 /// A statement of the group, with the value last bound to each of its
@@ -2104,7 +2092,7 @@ fn apply_one(st: &mut Statements<'_>, item: &Write, path: &Path) -> Result<()> {
                 n = up.execute(values).map_err(err)?;
             }
             if n == 0 {
-                n = statement(
+                n = Bound::of(
                     tx,
                     &mut st.update,
                     update_order!("batch_id = ?1 AND order_id = ?2 AND state = ?14"),
