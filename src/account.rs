@@ -244,7 +244,7 @@ impl Account {
     async fn get_read<T>(
         &self,
         path: &str,
-        mut read: impl FnMut(&str) -> serde_json::Result<T>,
+        read: impl Fn(&str) -> serde_json::Result<T>,
     ) -> Result<T, String> {
         let mut last = String::new();
         for try_no in 0..self.opts.query_tries {
@@ -325,27 +325,22 @@ impl Account {
             let path = format!("{}?{}", venue.paths.my_orders, q.join("&"));
             // Without raw text, each entry is read straight from the
             // answer's text, as `ExchangeOrder::status_of` reads its value.
+            // The answer's text is kept only to log a page without a list.
+            let shape = |listing: OrderPage, text: &dyn std::fmt::Display| {
+                let shape = match listing.list {
+                    None => text.to_string(),
+                    Some(_) => String::new(),
+                };
+                (listing, shape)
+            };
             let (listing, shape) = if with_raw {
                 let v = self.get_json(&path).await?;
-                let listing = OrderPage::of_value(&v);
-                let text = if listing.list.is_none() {
-                    v.to_string()
-                } else {
-                    String::new()
-                };
-                (listing, text)
+                shape(OrderPage::of_value(&v), &v)
             } else {
-                let mut text = String::new();
-                let listing = self
-                    .get_read(&path, |body| {
-                        let listing = OrderPage::statuses(body);
-                        if matches!(listing, Ok(OrderPage { list: None, .. })) {
-                            text = body.to_string();
-                        }
-                        listing
-                    })
-                    .await?;
-                (listing, text)
+                self.get_read(&path, |body| {
+                    OrderPage::statuses(body).map(|listing| shape(listing, &body))
+                })
+                .await?
             };
             let OrderPage {
                 list: Some(list),
