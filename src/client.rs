@@ -902,20 +902,6 @@ impl OrderPage {
     }
 }
 
-/// Drain a map or a sequence that is not read.
-fn skip_map<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map
-        .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-        .is_some()
-    {}
-    Ok(())
-}
-
-fn skip_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
 /// Implements the visits of a visitor whose value is `$none` for every
 /// JSON value but the ones it reads itself.
 macro_rules! anything_else_is {
@@ -1001,7 +987,7 @@ impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
     }
     anything_else_is!(None);
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        skip_map(map)?;
+        serde::de::IgnoredAny.visit_map(map)?;
         Ok(None)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -1032,7 +1018,7 @@ impl<'de> serde::de::Visitor<'de> for EntryVisitor {
     }
     anything_else_is!(None);
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        skip_seq(seq)?;
+        serde::de::IgnoredAny.visit_seq(seq)?;
         Ok(None)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
