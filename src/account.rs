@@ -295,7 +295,8 @@ impl Account {
         self.list_orders_read(pair, status, from, to, true).await
     }
 
-    /// [`Account::list_orders`], each entry read by `read`.
+    /// [`Account::list_orders`], each entry with its raw text
+    /// (`with_raw`) or only what a status needs.
     async fn list_orders_read(
         &self,
         pair: Option<&str>,
@@ -323,22 +324,21 @@ impl Account {
             q.push(format!("limit={limit}"));
             q.push(format!("page={page}"));
             let path = format!("{}?{}", venue.paths.my_orders, q.join("&"));
+            // A page without a list is logged with the answer (hqx -vv).
+            let logged = |listing: OrderPage, answer: &dyn std::fmt::Display| {
+                if listing.list.is_none() {
+                    tracing::debug!("unreadable order list: {answer}");
+                }
+                listing
+            };
             // Without raw text, each entry is read straight from the
             // answer's text, as `ExchangeOrder::status_of` reads its value.
-            // The answer's text is kept only to log a page without a list.
-            let shape = |listing: OrderPage, text: &dyn std::fmt::Display| {
-                let shape = match listing.list {
-                    None => text.to_string(),
-                    Some(_) => String::new(),
-                };
-                (listing, shape)
-            };
-            let (listing, shape) = if with_raw {
+            let listing = if with_raw {
                 let v = self.get_json(&path).await?;
-                shape(OrderPage::of_value(&v), &v)
+                logged(OrderPage::of_value(&v), &v)
             } else {
                 self.get_read(&path, |body| {
-                    OrderPage::statuses(body).map(|listing| shape(listing, &body))
+                    OrderPage::statuses(body).map(|listing| logged(listing, &body))
                 })
                 .await?
             };
@@ -347,7 +347,6 @@ impl Account {
                 total: page_total,
             } = listing
             else {
-                tracing::debug!("unreadable order list: {shape}");
                 return Err(format!(
                     "GET {path}: the answer is not an order list hqx can read; check the venue profile's `paths.my_orders` and the answer's shape (hqx -vv logs it)"
                 ));
